@@ -1,0 +1,33 @@
+# Two commands on a fresh machine with Python 3.11:  `make demo`  and  `make test`.
+# Both create .venv and install what they need.  The CPU build of torch is installed first so
+# that pip never pulls the multi-GB CUDA build; on a GPU machine run `pip install -e .` yourself
+# (or `make TORCH_SPEC=torch venv`) to get CUDA torch.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Main job on a small default: generate a tiny balls4 dataset, describe it, verify it, render one sequence.
+demo: $(STAMP)
+	RNEM_BENCH_DATA=$${RNEM_BENCH_DATA:-$(CURDIR)/data} $(BIN)/rnem-bench demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) data runs

@@ -1,0 +1,32 @@
+"""Dataset generators, importable as ``rnem_bench.generators`` (folder ``generators/``).
+
+A generator is one module that defines:
+
+- ``Params``: a frozen dataclass of its parameters, with defaults, and ``validate()`` raising
+  ``RnemBenchError`` with a one-line message on impossible values;
+- ``layout(params) -> dict[str, tuple]``: array name -> per-sequence shape (schema names only);
+- ``make_chunk(params, seed, split, start, stop) -> dict[str, np.ndarray]``: sequences
+  ``start:stop`` of ``split``. Pure: the same arguments give the same bytes, in any process;
+- optionally ``attrs(params) -> dict``: extra root attributes (e.g. ``{"has_groups": False}``).
+
+Add a generator with one file here and one line in ``GENERATORS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from rnem_bench.errors import RnemBenchError
+
+GENERATORS: dict[str, str] = {
+    "balls": "rnem_bench.generators.balls",
+    "curtain": "rnem_bench.generators.curtain",
+    "invaders": "rnem_bench.generators.invaders",
+}
+
+
+def get_generator(name: str) -> ModuleType:
+    if name not in GENERATORS:
+        raise RnemBenchError(f"unknown generator '{name}' (known: {', '.join(GENERATORS)})")
+    return importlib.import_module(GENERATORS[name])

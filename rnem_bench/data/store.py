@@ -1,0 +1,224 @@
+"""Zarr v3 writer and reader for rnem-bench datasets (layout in ``schema.py``).
+
+Writing is split into independent chunk tasks (one task = one chunk of sequences of one split).
+Each task writes its rows of every array, then their CRC32s, then its ``_chunk_done`` flag, so
+a killed run leaves at worst one half-written chunk, which is redone on resume. The root attr
+``complete`` becomes true only after every chunk of every split is done.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+import zarr.codecs
+
+from rnem_bench import __version__
+from rnem_bench.data.schema import ARRAYS, CRC_ARRAY, DONE_ARRAY, FORMAT_VERSION, SPLITS
+from rnem_bench.errors import RnemBenchError
+from rnem_bench.recipes import Recipe
+
+# Chosen by benchmarks/bench_compression.py: binary frames and label images are mostly zeros;
+# bit-shuffled zstd at level 1 shrinks them ~40-100x and decodes faster than the loader needs.
+FRAME_CODEC = zarr.codecs.BloscCodec(cname="zstd", clevel=1, shuffle=zarr.codecs.BloscShuffle.bitshuffle)
+STATE_CODEC = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle=zarr.codecs.BloscShuffle.shuffle)
+
+Layout = dict[str, tuple[int, ...]]  # array name -> per-sequence shape (without the N axis)
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Sequences ``start:stop`` of ``split``; ``index`` is the chunk index along that split."""
+
+    split: str
+    index: int
+    start: int
+    stop: int
+
+
+def _chunk_tasks(recipe: Recipe) -> list[ChunkTask]:
+    tasks = []
+    for split in SPLITS:
+        n = recipe.splits.get(split, 0)
+        for index, start in enumerate(range(0, n, recipe.chunk_size)):
+            tasks.append(ChunkTask(split, index, start, min(start + recipe.chunk_size, n)))
+    return tasks
+
+
+def _open_group(path: Path, mode: str) -> zarr.Group:
+    try:
+        node = zarr.open(store=str(path), mode=mode, zarr_format=3)
+    except (FileNotFoundError, zarr.errors.NodeTypeValidationError, ValueError, KeyError) as err:
+        raise RnemBenchError(f"{path} is not a readable rnem-bench Zarr v3 dataset ({type(err).__name__})") from None
+    if not isinstance(node, zarr.Group):
+        raise RnemBenchError(f"{path} is a Zarr array, not an rnem-bench dataset group")
+    return node
+
+
+# ---------------------------------------------------------------------------------------- write
+class DatasetWriter:
+    """Creates a dataset for a recipe, or reopens a partial one written by the same recipe."""
+
+    def __init__(self, path: str | Path, recipe: Recipe, layout: Layout, extra_attrs: dict[str, Any] | None = None):
+        self.path = Path(path)
+        self.recipe = recipe
+        self.layout = layout
+        unknown = set(layout) - set(ARRAYS)
+        if unknown:
+            raise RnemBenchError(f"generator writes arrays unknown to the schema: {sorted(unknown)}")
+        if self.path.exists() and any(self.path.iterdir()):
+            self._check_resumable()
+        else:
+            self._create(extra_attrs or {})
+
+    # The recipe in an existing store must be ours, or we refuse to touch it.
+    def _check_resumable(self) -> None:
+        if not (self.path / "zarr.json").exists():
+            raise RnemBenchError(f"{self.path} exists and is not an rnem-bench dataset; refusing to overwrite it")
+        root = _open_group(self.path, "r")
+        theirs = root.attrs.get("fingerprint")
+        if theirs is None:
+            raise RnemBenchError(f"{self.path} is a Zarr store without an rnem-bench recipe; refusing to overwrite it")
+        if theirs != self.recipe.fingerprint():
+            raise RnemBenchError(
+                f"{self.path} holds a different recipe (fingerprint {theirs}, ours {self.recipe.fingerprint()}); "
+                "choose another --out or delete it"
+            )
+
+    def _create(self, extra_attrs: dict[str, Any]) -> None:
+        root = zarr.open_group(store=str(self.path), mode="w", zarr_format=3)
+        names = list(self.layout)
+        for split, n in self.recipe.splits.items():
+            group = root.create_group(split)
+            n_chunks = -(-n // self.recipe.chunk_size)
+            for name, shape in self.layout.items():
+                spec = ARRAYS[name]
+                frame_like = len(shape) >= 2 and spec.dtype == np.uint8
+                group.create_array(
+                    name,
+                    shape=(n, *shape),
+                    chunks=(self.recipe.chunk_size, *shape),
+                    dtype=spec.dtype,
+                    fill_value=spec.fill,
+                    compressors=FRAME_CODEC if frame_like else STATE_CODEC,
+                    attributes={"description": spec.description},
+                )
+            group.create_array(DONE_ARRAY, shape=(n_chunks,), chunks=(1,), dtype="uint8", fill_value=0)
+            group.create_array(CRC_ARRAY, shape=(n_chunks, len(names)), chunks=(1, len(names)), dtype="uint32", fill_value=0)
+        # Root attrs last but one; `complete` stays false until finalize().
+        root.attrs.update(
+            {
+                "format_version": FORMAT_VERSION,
+                "recipe": self.recipe.to_dict(),
+                "fingerprint": self.recipe.fingerprint(),
+                "counts": dict(self.recipe.splits),
+                "arrays": names,
+                "package_version": __version__,
+                **extra_attrs,
+                "complete": False,
+            }
+        )
+
+    def pending(self) -> list[ChunkTask]:
+        """Chunk tasks not yet written (all of them for a new dataset)."""
+        root = _open_group(self.path, "r")
+        done = {split: root[split][DONE_ARRAY][:] for split in self.recipe.splits}
+        return [t for t in _chunk_tasks(self.recipe) if not done[t.split][t.index]]
+
+    def finalize(self) -> None:
+        """Mark the dataset complete, after checking that every chunk is written."""
+        left = self.pending()
+        if left:
+            raise RnemBenchError(f"{self.path}: {len(left)} chunks are still missing; rerun the same command to resume")
+        root = zarr.open_group(store=str(self.path), mode="r+", zarr_format=3)
+        root.attrs["complete"] = True
+
+
+def chunk_crc32(arrays: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
+    return np.array([zlib.crc32(np.ascontiguousarray(arrays[n]).data) for n in names], dtype=np.uint32)
+
+
+def write_chunk(path: str | Path, task: ChunkTask, arrays: dict[str, np.ndarray]) -> None:
+    """Write one task's rows of every array, then its checksums, then its done flag.
+
+    Safe to call from many processes at once: every task owns distinct Zarr chunks.
+    """
+    root = zarr.open_group(store=str(path), mode="r+", zarr_format=3)
+    names = list(root.attrs["arrays"])
+    group = root[task.split]
+    n = task.stop - task.start
+    for name in names:
+        data = arrays[name]
+        expected = (n, *group[name].shape[1:])
+        if data.shape != expected:
+            raise RnemBenchError(f"generator produced {name} of shape {data.shape}, schema expects {expected}")
+        group[name][task.start : task.stop] = data.astype(group[name].dtype, copy=False)
+    group[CRC_ARRAY][task.index] = chunk_crc32(arrays, names)
+    group[DONE_ARRAY][task.index] = 1
+
+
+# ----------------------------------------------------------------------------------------- read
+@dataclass
+class Dataset:
+    """A read-only handle on a dataset: ``ds.array("test", "features")`` is a lazy Zarr array."""
+
+    path: Path
+    root: zarr.Group
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.root.attrs)
+
+    @property
+    def recipe(self) -> Recipe:
+        return Recipe.from_dict(self.root.attrs["recipe"])
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.root.attrs["fingerprint"])
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.root.attrs["counts"].items()}
+
+    @property
+    def arrays(self) -> list[str]:
+        return list(self.root.attrs["arrays"])
+
+    @property
+    def has_groups(self) -> bool:
+        return "groups" in self.arrays
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.root.attrs.get("complete", False))
+
+    def array(self, split: str, name: str) -> zarr.Array:
+        if split not in self.counts:
+            raise RnemBenchError(f"{self.path} has no '{split}' split (it has {', '.join(self.counts)})")
+        if name not in self.arrays:
+            raise RnemBenchError(f"{self.path} has no '{name}' array (it has {', '.join(self.arrays)})")
+        return self.root[split][name]
+
+
+def open_dataset(path: str | Path, require_complete: bool = True) -> Dataset:
+    """Open a dataset, refusing missing, foreign, newer-format or (by default) incomplete ones."""
+    path = Path(path)
+    if not path.exists():
+        raise RnemBenchError(f"dataset not found: {path}")
+    if not (path / "zarr.json").exists():
+        raise RnemBenchError(f"{path} is not a Zarr v3 store (no zarr.json)")
+    root = _open_group(path, "r")
+    attrs = root.attrs
+    if "fingerprint" not in attrs or "recipe" not in attrs:
+        raise RnemBenchError(f"{path} is a Zarr store but not an rnem-bench dataset (no recipe)")
+    if int(attrs.get("format_version", -1)) > FORMAT_VERSION:
+        raise RnemBenchError(f"{path} has format version {attrs['format_version']}; this rnem-bench reads <= {FORMAT_VERSION}")
+    ds = Dataset(path, root)
+    if require_complete and not ds.complete:
+        raise RnemBenchError(f"{path} is incomplete (generation was interrupted); rerun the same generate command to finish it")
+    return ds
