@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny datasets generated once per session, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from rnem_bench.recipes import Recipe
+
+
+def tiny_balls_recipe(**overrides) -> Recipe:
+    from rnem_bench.generators.balls import Params
+
+    params = Params(**{"n_balls": (3, 3), "steps": 8, **overrides})
+    return Recipe("balls", asdict(params), seed=0, splits={"train": 32, "valid": 16, "test": 16}, chunk_size=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_balls(tmp_path_factory) -> Path:
+    """A complete 32/16/16 balls dataset, 3 balls, 9 frames of 64x64."""
+    from rnem_bench.data.generate import generate_dataset
+
+    return generate_dataset(tiny_balls_recipe(), tmp_path_factory.mktemp("data") / "tiny.zarr", workers=1, progress=False)
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a subprocess (as a user would)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", "from rnem_bench.cli import main; main()", *args],
+        capture_output=True, text=True, env=full_env, timeout=timeout,
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
