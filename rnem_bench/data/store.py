@@ -22,9 +22,11 @@ from rnem_bench.data.schema import ARRAYS, CRC_ARRAY, DONE_ARRAY, FORMAT_VERSION
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.recipes import Recipe
 
-# Chosen by benchmarks/bench_compression.py: binary frames and label images are mostly zeros;
-# bit-shuffled zstd at level 1 shrinks them ~40-100x and decodes faster than the loader needs.
-FRAME_CODEC = zarr.codecs.BloscCodec(cname="zstd", clevel=1, shuffle=zarr.codecs.BloscShuffle.bitshuffle)
+# Chosen by benchmarks/bench_storage.py: frames and label images are mostly zeros. Bit-shuffled
+# zstd level 3 shrinks them ~40x and decodes fastest among the strong codecs (~1.3 GB/s per core,
+# which feeds the loader); level 1 encodes faster but decodes slower and compresses less, lz4
+# halves the ratio. Writes happen once, reads every epoch.
+FRAME_CODEC = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle=zarr.codecs.BloscShuffle.bitshuffle)
 STATE_CODEC = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle=zarr.codecs.BloscShuffle.shuffle)
 
 Layout = dict[str, tuple[int, ...]]  # array name -> per-sequence shape (without the N axis)
