@@ -190,3 +190,25 @@ def test_refuses_foreign_or_different_stores(tmp_path, tiny_balls):
     assert "OK" in verify_dataset(tiny_balls, progress=False)
     r = run_cli("verify", str(foreign))
     assert r.returncode == 2 and "not an rnem-bench dataset" in r.stderr
+
+
+def test_task_recipes_are_pinned():
+    """Canonical fingerprints change only on purpose (it invalidates every leaderboard entry)."""
+    from rnem_bench.tasks import get_task
+
+    fingerprints = {name: get_task(name).recipe().fingerprint() for name in ("balls4", "balls678", "curtain")}
+    assert fingerprints == PINNED_FINGERPRINTS
+
+
+def test_generate_task_with_other_sizes_is_marked_non_canonical(tmp_path):
+    r = run_cli("generate", "--task", "curtain", "--n-seq", "4/4/4", "--quiet", env={"RNEM_BENCH_DATA": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert "cannot enter the leaderboard" in r.stdout
+    written = list(tmp_path.glob("curtain-*.zarr"))
+    assert len(written) == 1 and not (tmp_path / "curtain.zarr").exists()
+    assert "curtain" in open_dataset(written[0]).arrays
+    r = run_cli("info", "curtain", env={"RNEM_BENCH_DATA": str(tmp_path)})
+    assert r.returncode == 2 and "generate --task curtain" in r.stderr
+
+
+PINNED_FINGERPRINTS = {"balls4": "948fa5b2af36adbb", "balls678": "b0fc0d714e938eb0", "curtain": "9ddadfc8aee1fbc1"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -223,7 +222,7 @@ def info(dataset):
             arr = ds.root[split][name]
             stored = _dir_size(ds.path / split / name)
             ratio = arr.nbytes / stored if stored else float("nan")
-            table.add_row(split, name, str(arr.shape), str(arr.dtype), f"{stored / 2**20:.1f} MiB", f"{ratio:.0f}x")
+            table.add_row(split, name, str(arr.shape), str(arr.dtype), f"{stored / 2**20:.2f} MiB", f"{ratio:.1f}x")
     console.print(table)
     console.print(f"total on disk: {_dir_size(ds.path) / 2**20:.1f} MiB")
 
@@ -292,7 +291,7 @@ def demo(n_seq, train):
     click.echo("== verify")
     ctx.invoke(verify, dataset=str(path), quiet=True)
     click.echo("== show")
-    ctx.invoke(show, target=str(path), index=0, split="test", out=Path(os.environ.get("RNEM_BENCH_DEMO_OUT", "demo_sequence.png")))
+    ctx.invoke(show, target=str(path), index=0, split="test", out=data_dir() / "demo_sequence.png")
     if train:
         _demo_train(ctx, path)
 
