@@ -1,0 +1,125 @@
+"""The convolutional encoder and decoder around the recurrent core (paper, appendix A).
+
+Balls (64x64)::                              Space Invaders (84x84)::
+
+    4x4 conv 16 ELU stride 2, LN                 4x4 conv 16 ELU stride 2, LN
+    4x4 conv 32 ELU stride 2, LN                 4x4 conv 32 ELU stride 2, LN
+    4x4 conv 64 ELU stride 2, LN                 4x4 conv 32 ELU stride 2, LN
+    fc 512 ELU, LN                               4x4 conv 32 ELU stride 2, LN
+    --- recurrent 250 ---                        fc 512 ELU, LN
+    fc 512 ReLU, LN                              --- recurrent 250 ---
+    fc 8x8x64 ReLU, LN                           fc 512 ReLU, LN
+    NN-resize x2, 4x4 conv 32 ReLU, LN           fc 8x8x64 ReLU, LN
+    NN-resize x2, 4x4 conv 16 ReLU, LN           NN-resize, 4x4 conv 32 ReLU, LN  (x2)
+    NN-resize x2, 4x4 conv 1 sigmoid             NN-resize, 4x4 conv 16 ReLU, LN
+                                                 NN-resize, 4x4 conv 1 sigmoid
+
+Convolutions use TensorFlow's "SAME" padding, as the original code did, so an 84x84 frame
+shrinks 84 -> 42 -> 21 -> 11 -> 6. The decoder resizes to the encoder's sizes in reverse
+(8 -> 11 -> 21 -> 42 -> 84; 8 -> 16 -> 32 -> 64) so that it ends at the input size; the
+appendix's "reshape 2" is that nearest-neighbour resize (no transposed convolutions, to avoid
+checkerboard artefacts). Layer norm on a feature map normalises over (C, H, W) with a
+per-channel scale and shift, as TensorFlow's ``layer_norm`` did: ``GroupNorm(1, C)``.
+
+Any image size from 8 up works (tests use 16 or 32): sizes other than 84 use the balls layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ConvNetConfig:
+    image_size: int = 64
+    channels: tuple[int, ...] = (16, 32, 64)   # encoder convolutions (decoder mirrors them)
+    fc: int = 512                               # fully connected layer on both sides of the core
+    decoder_grid: int = 8                       # the decoder's first feature map is grid x grid x 64
+    decoder_channels: tuple[int, ...] = (32, 16)  # decoder convolutions before the last 1-channel one
+
+    @classmethod
+    def for_image(cls, image_size: int) -> "ConvNetConfig":
+        """The appendix's layout for this frame size (84: Space Invaders; else bouncing balls)."""
+        if image_size == 84:
+            return cls(image_size=84, channels=(16, 32, 32, 32), decoder_channels=(32, 32, 16))
+        return cls(image_size=image_size)
+
+    def feature_sizes(self) -> list[int]:
+        """Spatial size of the input and of each encoder feature map ("SAME" stride 2: ceil(n/2))."""
+        sizes = [self.image_size]
+        for _ in self.channels:
+            sizes.append(-(-sizes[-1] // 2))
+        return sizes
+
+
+def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow "SAME" padding (before, after) along one axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv(nn.Module):
+    """A 4x4 convolution with TensorFlow "SAME" padding for a known input size."""
+
+    def __init__(self, c_in: int, c_out: int, size: int, stride: int, kernel: int = 4):
+        super().__init__()
+        lo, hi = _same_pad(size, kernel, stride)
+        self.pad = (lo, hi, lo, hi)  # F.pad order: left, right, top, bottom
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, self.pad))
+
+
+class Encoder(nn.Module):
+    """(N, 1, H, W) -> (N, fc): strided convolutions, then one fully connected layer."""
+
+    def __init__(self, cfg: ConvNetConfig):
+        super().__init__()
+        sizes = cfg.feature_sizes()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c_out, size in zip(cfg.channels, sizes):
+            layers += [SameConv(c_in, c_out, size, stride=2), nn.ELU(), nn.GroupNorm(1, c_out)]
+            c_in = c_out
+        flat = c_in * sizes[-1] ** 2
+        layers += [nn.Flatten(), nn.Linear(flat, cfg.fc), nn.ELU(), nn.LayerNorm(cfg.fc)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """(N, hidden) -> (N, 1, H, W) pixel probabilities: two fc layers, then resize-convolutions."""
+
+    def __init__(self, cfg: ConvNetConfig, hidden: int):
+        super().__init__()
+        g, c0 = cfg.decoder_grid, cfg.decoder_channels[0] * 2  # 8x8x64 in both layouts
+        self.grid = (c0, g, g)
+        self.fc = nn.Sequential(
+            nn.Linear(hidden, cfg.fc), nn.ReLU(), nn.LayerNorm(cfg.fc),
+            nn.Linear(cfg.fc, c0 * g * g), nn.ReLU(), nn.LayerNorm(c0 * g * g),
+        )
+        # Resize targets: the encoder's feature sizes in reverse, ending at the image size.
+        self.sizes = list(reversed(cfg.feature_sizes()[:-1]))
+        self.sizes = self.sizes[-(len(cfg.decoder_channels) + 1):]
+        convs: list[nn.Module] = []
+        c_in = c0
+        for c_out, size in zip(cfg.decoder_channels, self.sizes):
+            convs.append(nn.Sequential(SameConv(c_in, c_out, size, stride=1), nn.ReLU(), nn.GroupNorm(1, c_out)))
+            c_in = c_out
+        convs.append(SameConv(c_in, 1, self.sizes[-1], stride=1))  # sigmoid in forward, in fp32
+        self.convs = nn.ModuleList(convs)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        x = self.fc(h).view(h.shape[0], *self.grid)
+        for size, conv in zip(self.sizes, self.convs):
+            x = conv(F.interpolate(x, size=(size, size), mode="nearest"))
+        # fp32 even under bf16 autocast: the loss takes log(psi) and log(1 - psi) near 0 and 1.
+        return torch.sigmoid(x.float())
