@@ -1,0 +1,58 @@
+"""``rnem-bench run MODEL --dataset TASK|PATH``: train a reference model (see ``harness.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rnem_bench.training.config import PRESETS
+
+
+@click.command()
+@click.argument("model")
+@click.option("--dataset", required=True, help="Task name (its dataset is generated if missing) or path of a .zarr dataset.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
+              help="paper: the paper's sizes; quick: small data and few epochs (minutes on a CPU).")
+@click.option("--k", type=int, default=None, help="Components K (default: the task's; 1 for rnn/lstm).")
+@click.option("--noise", type=float, default=None, help="Bit-flip probability (default: 0.2; 0.02 for invaders).")
+@click.option("--epochs", type=int, default=None, help="Maximum epochs (default: 500; quick: 3).")
+@click.option("--batch-size", type=int, default=None, help="Sequences per batch and process (default: 64; quick: 32).")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--patience", type=int, default=None, help="Early stopping: epochs without a better validation loss (default 10).")
+@click.option("--steps", type=int, default=None, help="Model steps per sequence (default: all; quick: 12).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on with CUDA, off on CPU).")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the EM step (default: on with CUDA).")
+@click.option("--n-actions", type=int, default=None, help="Action count for datasets with actions (default: the dataset's, else 6).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run dir (default: runs/MODEL-TASK-kK-seedS).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--max-minutes", type=float, default=None, help="Stop (resumably) after the epoch that passes this wall time.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, steps, seed, device, bf16,
+        compile_, n_actions, out, resume, max_minutes, quiet):
+    """Train MODEL (rnem, rnem-noatt, rnn-em, rnn, lstm) on a task or dataset.
+
+    \b
+    rnem-bench run rnem --dataset balls4 --preset quick     # a few minutes on a CPU
+    rnem-bench run rnem --dataset balls4                    # the paper's run (GPU)
+    rnem-bench run rnem --dataset balls4 --out runs/a --resume
+    torchrun --standalone --nproc_per_node 4 --no-python rnem-bench run rnem --dataset balls4 --batch-size 16
+    """
+    from rnem_bench.training.harness import train
+    from rnem_bench.training.resolve import default_rundir, make_config
+
+    config = make_config(
+        model, dataset, preset, k=k, noise=noise, epochs=epochs, batch_size=batch_size, lr=lr,
+        patience=patience, seed=seed, steps=steps, device=device, bf16=bf16, compile=compile_,
+        n_actions=n_actions, progress=not quiet,
+    )
+    rundir = out or default_rundir(config)
+    click.echo(f"run {config.model} on {config.task or config.dataset}: K={config.k} noise={config.noise} "
+               f"steps={config.steps} batch={config.batch_size} epochs<={config.epochs} device={config.device}"
+               f"{' bf16' if config.bf16 else ''}{' compiled' if config.compile else ''} -> {rundir}")
+    summary = train(config, rundir, resume=resume, progress=not quiet,
+                    time_limit=None if max_minutes is None else 60 * max_minutes)
+    click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs, best valid loss "
+               f"{summary['best_valid_loss']:.3f} at epoch {summary['best_epoch']} ({rundir})")

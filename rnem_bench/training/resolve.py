@@ -1,0 +1,117 @@
+"""From what the user typed (a model, a task name or a dataset path, a preset, flags) to a
+resolved ``RunConfig``: find or generate the data, fill in the task's K and noise, pick a device."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnem_bench.data.store import Dataset, open_dataset
+from rnem_bench.errors import RnemBenchError
+from rnem_bench.paths import data_dir, task_dataset_path
+from rnem_bench.tasks import TASKS, Task, get_task
+from rnem_bench.training.config import Preset, RunConfig, get_preset
+
+DEFAULT_N_ACTIONS = 6  # SpaceInvaders' minimal action set
+
+
+def task_dataset(task: Task, preset: Preset, progress: bool = True) -> Path:
+    """The task's dataset for this preset (canonical, or the preset's small sizes), generated if missing."""
+    from rnem_bench.data.generate import generate_dataset
+
+    if preset.splits is None:
+        recipe, path = task.recipe(), task_dataset_path(task.name)
+    else:
+        recipe = task.recipe(splits=preset.splits)
+        path = data_dir() / f"{task.name}-{recipe.fingerprint()}.zarr"
+    if not (path.exists() and open_dataset(path, require_complete=False).complete):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generate_dataset(recipe, path, progress=progress)
+    return path
+
+
+def task_of(ds: Dataset) -> Task | None:
+    """The trainable task whose generator and parameters made this dataset (any sizes or seed)."""
+    recipe = ds.recipe
+    for task in TASKS.values():
+        if task.train_task is None and task.generator == recipe.generator:
+            if task.recipe().to_dict()["params"] == recipe.to_dict()["params"]:
+                return task
+    return None
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RnemBenchError(f"--device {device} was asked for but no CUDA device is available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise RnemBenchError(f"--device must be auto, cpu or cuda[:N], got '{device}'")
+    return device
+
+
+def dataset_for(name_or_path: str, preset: Preset, progress: bool = True) -> tuple[Dataset, Task | None]:
+    """Open a dataset given as a task name (generated if missing) or as a path."""
+    if name_or_path in TASKS:
+        task = get_task(name_or_path)
+        if task.train_task:
+            raise RnemBenchError(f"task '{task.name}' is test-only: train on '{task.train_task}' and evaluate at K={task.k_eval}")
+        return open_dataset(task_dataset(task, preset, progress)), task
+    path = Path(name_or_path)
+    if not path.exists():
+        raise RnemBenchError(f"--dataset '{name_or_path}' is neither a task ({', '.join(TASKS)}) nor an existing path")
+    ds = open_dataset(path)
+    return ds, task_of(ds)
+
+
+def make_config(
+    model: str, dataset: str, preset: str = "paper", *, k: int | None = None, noise: float | None = None,
+    epochs: int | None = None, batch_size: int | None = None, lr: float = 1e-3, patience: int | None = None,
+    seed: int = 0, steps: int | None = None, device: str = "auto", bf16: bool | None = None,
+    compile: bool | None = None, n_actions: int | None = None, progress: bool = True,
+) -> RunConfig:
+    """Resolve every default: the preset's sizes, the task's K and noise, the device's speed flags."""
+    from rnem_bench.models import MODELS, model_config
+
+    if model not in MODELS:
+        raise RnemBenchError(f"unknown model '{model}' (known: {', '.join(MODELS)})")
+    p = get_preset(preset)
+    ds, task = dataset_for(dataset, p, progress)
+    if "train" not in ds.counts or "valid" not in ds.counts:
+        raise RnemBenchError(f"{ds.path} needs 'train' and 'valid' splits to train on (it has {', '.join(ds.counts)})")
+    shape = ds.array("train", "features").shape                  # (N, T+1, H, W)
+    if shape[-1] != shape[-2]:
+        raise RnemBenchError(f"{ds.path} has non-square frames {shape[-2:]}; models expect square frames")
+    max_steps = shape[1] - 1
+    steps = steps if steps is not None else min(p.steps or max_steps, max_steps)
+    if not 1 <= steps <= max_steps:
+        raise RnemBenchError(f"--steps must be in 1..{max_steps} for {ds.path}, got {steps}")
+    use_actions = "actions" in ds.arrays
+    options: dict[str, Any] = {}
+    if use_actions:
+        options["n_actions"] = n_actions or int(ds.attrs.get("n_actions", DEFAULT_N_ACTIONS))
+    fixed_k = model_config(model, shape[-1]).fixed_k
+    k = fixed_k or k or (task.k_train if task else 5)
+    device = resolve_device(device)
+    on_gpu = device.startswith("cuda")
+    config = RunConfig(
+        model=model, dataset=str(Path(ds.path).resolve()), task=task.name if task else None,
+        k=k, noise=noise if noise is not None else (task.noise if task else 0.2), seed=seed,
+        image_size=int(shape[-1]), steps=steps, dataset_fingerprint=ds.fingerprint, preset=preset,
+        epochs=epochs or p.epochs, batch_size=batch_size or p.batch_size, lr=lr,
+        patience=patience or p.patience, train_limit=p.train_limit, valid_limit=p.valid_limit,
+        use_actions=use_actions, model_options=options, device=device,
+        bf16=on_gpu if bf16 is None else bf16, compile=on_gpu if compile is None else compile,
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+    )
+    config.validate()
+    return config
+
+
+def default_rundir(config: RunConfig) -> Path:
+    name = config.task or Path(config.dataset).stem
+    suffix = "" if config.preset == "paper" else f"-{config.preset}"
+    return Path("runs") / f"{config.model}-{name}-k{config.k}-seed{config.seed}{suffix}"
