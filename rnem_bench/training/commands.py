@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -56,3 +57,10 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
                     time_limit=None if max_minutes is None else 60 * max_minutes)
     click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs, best valid loss "
                f"{summary['best_valid_loss']:.3f} at epoch {summary['best_epoch']} ({rundir})")
+
+
+if __name__ == "__main__":  # `torchrun -m rnem_bench.training.commands MODEL ...` also works
+    from rnem_bench.cli import main as _cli_main
+
+    sys.argv.insert(1, "run")
+    _cli_main()

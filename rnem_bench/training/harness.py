@@ -239,6 +239,7 @@ class Trainer:
         while not self.finished():
             t0 = time.perf_counter()
             train_loss, n = self.train_epoch(s.epoch)
+            train_seconds = time.perf_counter() - t0
             valid_loss = self.valid_loss()
             seconds = time.perf_counter() - t0
             s.epoch += 1
@@ -251,7 +252,7 @@ class Trainer:
             s.history.append({
                 "epoch": s.epoch, "train_loss": train_loss, "valid_loss": valid_loss,
                 "best_valid_loss": s.best_valid, "seconds": round(seconds, 3),
-                "sequences_per_s": round(n / seconds, 2), "lr": c.lr,
+                "train_sequences_per_s": round(n / train_seconds, 2), "lr": c.lr,
             })
             if self.env.main:
                 if improved:
@@ -273,7 +274,7 @@ class Trainer:
             stop = "early_stopping" if s.early_stopped(c.patience) else "max_epochs"
         summary = {
             "finished": stop != "time_limit", "stop_reason": stop, "epochs": s.epoch,
-            "best_epoch": s.best_epoch, "best_valid_loss": s.best_valid, "train_seconds": round(s.seconds, 2),
+            "best_epoch": s.best_epoch, "best_valid_loss": s.best_valid, "wall_seconds": round(s.seconds, 2),
         }
         if self.env.main:
             ckpt.atomic_write_text(self.rundir / ckpt.SUMMARY, json.dumps(summary, indent=2) + "\n")

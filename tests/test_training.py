@@ -1,0 +1,169 @@
+"""Training harness: the loss falls, resume-after-kill equals an uninterrupted run, NaN stops
+cleanly, early stopping, load_run, the CLI's user errors, DDP on CPU (gloo)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import run_cli, tiny_balls_recipe
+from rnem_bench.errors import RnemBenchError
+from rnem_bench.models import predict
+from rnem_bench.training import checkpoint as ckpt
+from rnem_bench.training.harness import Trainer, train
+from rnem_bench.training.resolve import make_config
+
+
+@pytest.fixture(scope="module")
+def tiny32(tmp_path_factory) -> Path:
+    """32x32 frames (4x cheaper than the shared 64x64 tiny dataset): 32/16/16 sequences, 9 frames."""
+    from rnem_bench.data.generate import generate_dataset
+
+    recipe = tiny_balls_recipe(image_size=32)
+    return generate_dataset(recipe, tmp_path_factory.mktemp("data32") / "tiny32.zarr", workers=1, progress=False)
+
+
+def tiny_config(dataset: Path, model: str = "rnem", **kw):
+    base = dict(k=2, epochs=3, batch_size=8, steps=5, device="cpu", progress=False)
+    return make_config(model, str(dataset), **{**base, **kw})
+
+
+def test_loss_falls_on_tiny_dataset(tiny32, tmp_path):
+    summary = train(tiny_config(tiny32, epochs=4), tmp_path / "run", progress=False)
+    log = ckpt.read_log(tmp_path / "run")
+    assert [row["epoch"] for row in log] == [1, 2, 3, 4]
+    assert log[-1]["train_loss"] < 0.7 * log[0]["train_loss"]
+    assert log[-1]["valid_loss"] < log[0]["valid_loss"]
+    assert summary["finished"] and summary["stop_reason"] == "max_epochs"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model"] == "rnem" and config["task"] is None and config["k"] == 2 and config["noise"] == 0.2
+
+
+def _weights(rundir: Path) -> dict[str, torch.Tensor]:
+    return ckpt.read_checkpoint(rundir / ckpt.LAST)["model"]
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+    la, lb = ckpt.read_log(a), ckpt.read_log(b)
+    assert [(r["train_loss"], r["valid_loss"]) for r in la] == [(r["train_loss"], r["valid_loss"]) for r in lb]
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(tiny32, tmp_path):
+    config = tiny_config(tiny32, model="rnn-em", steps=3)
+    train(config, tmp_path / "full", progress=False)
+
+    def kill_after_first(epoch: int) -> None:
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config, tmp_path / "cut", progress=False, on_epoch_end=kill_after_first)
+    assert len(ckpt.read_log(tmp_path / "cut")) == 1
+    with pytest.raises(RnemBenchError, match="--resume"):
+        train(config, tmp_path / "cut", progress=False)
+    with pytest.raises(RnemBenchError, match="lr"):
+        train(dataclasses.replace(config, lr=0.01), tmp_path / "cut", resume=True, progress=False)
+    train(config, tmp_path / "cut", resume=True, progress=False)
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
+
+
+def test_cli_resume_after_sigkill(tiny32, tmp_path):
+    """A real kill mid-run (SIGKILL, no cleanup), then `run --resume`: same weights and losses."""
+    args = ["run", "rnem", "--dataset", str(tiny32), "--k", "2", "--epochs", "3", "--batch-size", "8",
+            "--steps", "5", "--device", "cpu", "--quiet"]
+    train(tiny_config(tiny32, model="rnem", k=2, epochs=3, steps=5), tmp_path / "full", progress=False)
+
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-c", "from rnem_bench.cli import main; main()", *args, "--out", str(cut)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(ckpt.read_log(cut)) < 1:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (cut / ckpt.SUMMARY).exists(), "the run finished before it could be killed"
+    resumed = run_cli(*args, "--out", str(cut), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "max_epochs: 3 epochs" in resumed.stdout
+    _assert_same_run(tmp_path / "full", cut)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny32, tmp_path):
+    trainer = Trainer(tiny_config(tiny32, model="rnn"), tmp_path / "run", progress=False)
+
+    def poison(epoch: int) -> None:
+        with torch.no_grad():
+            trainer.net.decoder.convs[-1].conv.bias.fill_(float("nan"))
+
+    with pytest.raises(RnemBenchError, match=r"loss became nan at epoch 2.*last good checkpoint: .*last.pt \(epoch 1\)"):
+        trainer.fit(on_epoch_end=poison)
+    saved = ckpt.read_checkpoint(tmp_path / "run" / ckpt.LAST)
+    assert saved["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+
+
+def test_early_stopping_on_validation_loss(tiny32, tmp_path, monkeypatch):
+    losses = iter([5.0, 4.0, 4.5, 4.2, 3.0, 2.0])
+    monkeypatch.setattr(Trainer, "valid_loss", lambda self: next(losses))
+    summary = train(tiny_config(tiny32, model="rnn", epochs=10, patience=2), tmp_path / "run", progress=False)
+    assert summary["stop_reason"] == "early_stopping"
+    assert summary["epochs"] == 4 and summary["best_epoch"] == 2 and summary["best_valid_loss"] == 4.0
+    assert ckpt.read_checkpoint(tmp_path / "run" / ckpt.BEST)["epoch"] == 2
+
+
+def test_load_run_gives_the_best_model_and_its_config(tiny32, tmp_path):
+    train(tiny_config(tiny32, model="rnem", epochs=1), tmp_path / "run", progress=False)
+    model, config = ckpt.load_run(tmp_path / "run")
+    assert config.model == "rnem" and config.k == 2 and config.image_size == 32 and config.steps == 5
+    assert not model.training
+    x = torch.zeros(2, 4, 32, 32, dtype=torch.uint8)
+    assert predict(model, x, k=5, noise=config.noise)["psi"].shape == (2, 3, 5, 32, 32)
+    with pytest.raises(RnemBenchError, match="run dir not found"):
+        ckpt.load_run(tmp_path / "nope")
+    (tmp_path / "run" / ckpt.BEST).write_bytes(b"not a checkpoint")
+    with pytest.raises(RnemBenchError, match="cannot read checkpoint"):
+        ckpt.load_run(tmp_path / "run")
+
+
+def test_user_errors_are_one_line(tiny32, tmp_path):
+    bad_model = run_cli("run", "nope", "--dataset", str(tiny32))
+    assert bad_model.returncode == 2 and bad_model.stderr.strip() == "error: unknown model 'nope' (known: rnem, rnem-noatt, rnn-em, rnn, lstm)"
+    with pytest.raises(RnemBenchError, match="neither a task"):
+        make_config("rnem", str(tmp_path / "none.zarr"))
+    with pytest.raises(RnemBenchError, match="test-only"):
+        make_config("rnem", "balls678")
+    with pytest.raises(RnemBenchError, match="--steps must be in 1..8"):
+        make_config("rnem", str(tiny32), steps=50)
+    with pytest.raises(RnemBenchError, match="noise"):
+        make_config("rnem", str(tiny32), noise=0.7)
+
+
+def test_ddp_two_processes_on_cpu(tiny32, tmp_path):
+    """torchrun with 2 gloo processes: ranks stay in step, rank 0 writes the run dir."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "rnem_bench.training.commands",
+           "rnn", "--dataset", str(tiny32), "--epochs", "1", "--batch-size", "4", "--steps", "3",
+           "--device", "cpu", "--quiet", "--out", str(tmp_path / "ddp")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = ckpt.read_log(tmp_path / "ddp")
+    assert len(log) == 1 and log[0]["epoch"] == 1
+    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
