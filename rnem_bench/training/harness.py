@@ -82,6 +82,21 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
+def sequence_loss(
+    model: torch.nn.Module, frames: torch.Tensor, k: int, noise: float, gen: torch.Generator,
+    actions: torch.Tensor | None = None, bf16: bool = False,
+) -> torch.Tensor:
+    """The training objective of one batch: frames (B, T+1, H, W) 0/1 on the model's device.
+    Inputs are frames 0..T-1 with bit-flip noise, targets the clean frames 1..T."""
+    x = frames.float()
+    B, _, H, _ = x.shape
+    inputs = bitflip(x[:, :-1], noise, gen)
+    gamma0 = init_gamma(B, k, H, gen, device=x.device)
+    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    with autocast:
+        return model(inputs, x[:, 1:], gamma0, actions)["loss"]
+
+
 class Trainer:
     """Trains ``config`` into ``rundir``. Use ``fit()``; a fresh or resumed run alike."""
 
@@ -148,14 +163,9 @@ class Trainer:
     # ----------------------------------------------------------------------------- one batch
     def _loss(self, batch: dict[str, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, int]:
         c = self.config
-        x = batch["features"][:, : c.steps + 1].to(self.device, non_blocking=True).float()  # (B, T+1, H, W)
-        B, _, H, _ = x.shape
-        inputs = bitflip(x[:, :-1], c.noise, gen)               # noisy frames 0..T-1
-        gamma0 = init_gamma(B, self.k, H, gen, device=self.device)
+        x = batch["features"][:, : c.steps + 1].to(self.device, non_blocking=True)  # (B, T+1, H, W) uint8
         actions = batch["actions"][:, : c.steps].to(self.device).long() if c.use_actions else None
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if c.bf16 else nullcontext()
-        with autocast:
-            return self.model(inputs, x[:, 1:], gamma0, actions)["loss"], B
+        return sequence_loss(self.model, x, self.k, c.noise, gen, actions, bf16=c.bf16), x.shape[0]
 
     def _allreduce(self, *values: float) -> list[float]:
         if self.env.world_size == 1:
