@@ -83,6 +83,13 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny32, tmp_path):
     train(config, tmp_path / "cut", resume=True, progress=False)
     _assert_same_run(tmp_path / "full", tmp_path / "cut")
 
+    # A time budget stops resumably between epochs (reproduce --budget), and resuming completes it.
+    cut = train(config, tmp_path / "budget", progress=False, time_limit=1e-9)
+    assert cut["stop_reason"] == "time_limit" and not cut["finished"] and cut["epochs"] == 1
+    done = train(config, tmp_path / "budget", resume=True, progress=False)
+    assert done["finished"] and done["epochs"] == 3
+    _assert_same_run(tmp_path / "full", tmp_path / "budget")
+
 
 def test_cli_resume_after_sigkill(tiny32, tmp_path):
     """A real kill mid-run (SIGKILL, no cleanup), then `run --resume`: same weights and losses."""

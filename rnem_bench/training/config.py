@@ -32,6 +32,9 @@ PRESETS: dict[str, Preset] = {
     # ~2-4 minutes for R-NEM K=5 on 2 CPU cores: 256 sequences x 12 steps x 3 epochs.
     "quick": Preset(epochs=3, batch_size=32, steps=12, splits={"train": 256, "valid": 64, "test": 64},
                     train_limit=256, valid_limit=64),
+    # Seconds per run: a smoke test of the whole pipeline (tests, `reproduce --preset tiny`).
+    "tiny": Preset(epochs=1, batch_size=8, steps=3, splits={"train": 16, "valid": 8, "test": 8},
+                   train_limit=16, valid_limit=8),
 }
 
 

@@ -1,0 +1,309 @@
+"""``rnem-bench reproduce TASK``: train the paper's reference runs, evaluate them, compare.
+
+For every recipe in ``baselines/`` that trains on (or is evaluated on) TASK and every seed:
+generate the data if missing, train into ``OUT/<recipe>/seed<S>`` (resuming what is there),
+score the best checkpoint on each of the recipe's test sets with the evaluator, and write one
+result file per (recipe, seed, test set) under ``OUT/results/<task>/``, ready for
+``rnem-bench submit``. A final table puts our figures beside the paper's.
+
+``--budget MINUTES`` caps the training time of the whole command: it is shared evenly among the
+runs that still need training, a run that hits its share stops resumably (rerun the command to
+continue it) and is marked "shortened" in the results and the table. Figures from shortened runs
+or from the quick/tiny presets are not reproductions of the paper.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rnem_bench.errors import RnemBenchError
+from rnem_bench.training.baselines import BASELINES_DIR, BaselineRun, load_baselines, recipes_for
+from rnem_bench.training.config import PRESETS
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: a recipe holds dicts
+class Job:
+    recipe: BaselineRun
+    seed: int
+    rundir: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One scored (run, test set): the evaluator's metrics plus how the run was trained."""
+
+    job: Job
+    task: str                 # the test set's task
+    k: int
+    metrics: dict[str, Any]   # paper-facing metrics: ari, bce, relational_bce, relative_bce, ...
+    result_file: Path
+    full_training: bool       # finished by early stopping or the epoch cap, at the paper preset
+
+
+# ------------------------------------------------------------------------------------ training
+def select_jobs(task: str, out: Path, models: str | None, seeds: int | None, baselines: Path) -> list[Job]:
+    recipes = recipes_for(task, load_baselines(baselines))
+    if models:
+        wanted = {m.strip() for m in models.split(",") if m.strip()}
+        unknown = wanted - {r.name for r in recipes} - {r.model for r in recipes}
+        if unknown:
+            raise RnemBenchError(f"--models: {', '.join(sorted(unknown))} match no recipe for '{task}' "
+                                 f"(recipes: {', '.join(r.name for r in recipes)})")
+        recipes = [r for r in recipes if r.name in wanted or r.model in wanted]
+    if seeds is not None and seeds < 1:
+        raise RnemBenchError(f"--seeds must be >= 1, got {seeds}")
+    return [Job(r, s, out / r.name / f"seed{s}") for r in recipes for s in r.seeds[: seeds or len(r.seeds)]]
+
+
+def job_config(job: Job, preset: str, device: str, progress: bool):
+    """The run config of a recipe: the recipe's caps at the paper preset, the preset's otherwise."""
+    from rnem_bench.training.resolve import make_config
+
+    r, paper = job.recipe, preset == "paper"
+    return make_config(
+        r.model, r.task, preset, k=r.k, noise=r.noise, seed=job.seed, lr=r.lr, device=device,
+        epochs=r.epochs if paper else None, batch_size=r.batch_size if paper else None,
+        patience=r.patience if paper else None, n_actions=r.n_actions, progress=progress,
+    )
+
+
+def train_jobs(jobs: list[Job], preset: str, device: str, budget_s: float | None, progress: bool) -> dict[Job, dict]:
+    """Train (or resume, or skip if finished) every job; returns each job's training summary."""
+    from rnem_bench.training import checkpoint as ckpt
+    from rnem_bench.training.harness import train
+
+    # Finished runs cost no budget: share it among the others. train() on a finished run only
+    # reloads it and returns its summary.
+    unfinished = [j for j in jobs if not (ckpt.read_summary(j.rundir) or {}).get("finished")]
+    summaries: dict[Job, dict] = {}
+    start = time.perf_counter()
+    for job in jobs:
+        share = None
+        if budget_s is not None and job in unfinished:
+            left = len(unfinished) - unfinished.index(job)
+            share = max(0.0, budget_s - (time.perf_counter() - start)) / left
+        config = job_config(job, preset, device, progress)
+        click.echo(f"== train {job.recipe.name} seed {job.seed} -> {job.rundir}"
+                   f"{'' if share is None else f' (budget {share / 60:.1f} min)'}")
+        summaries[job] = train(config, job.rundir, resume=True, progress=progress, time_limit=share)
+    return summaries
+
+
+# ---------------------------------------------------------------------------------- evaluation
+# The paper-facing figures, read from a result file's "metrics" (written by the evaluator).
+# Each is a number, or a per-step list that we average (simulation BCE over simulated steps).
+METRIC_KEYS: dict[str, str] = {
+    "ari": "ari_mean",
+    "bce": "bce_last",
+    "relational_bce": "relational_bce_last",
+    "relative_bce": "relative_bce_last",
+    "relative_relational_bce": "relative_relational_bce_last",
+    "simulation_bce": "simulation_bce",
+}
+HIGHER_IS_BETTER = {"ari"}
+
+
+def paper_metrics(result: dict[str, Any]) -> dict[str, float]:
+    metrics = result.get("metrics", {})
+    out = {}
+    for ours, key in METRIC_KEYS.items():
+        value = metrics.get(key)
+        if isinstance(value, list) and value:
+            value = statistics.fmean(float(v) for v in value)
+        if isinstance(value, (int, float)):
+            out[ours] = float(value)
+    return out
+
+
+def evaluate_jobs(jobs: list[Job], summaries: dict[Job, dict], task: str, preset: str, out: Path) -> list[Outcome]:
+    """Score every job's best checkpoint on its recipe's test sets; one result file each."""
+    try:
+        from rnem_bench.evaluation import evaluate_run
+    except ImportError:
+        raise RnemBenchError(
+            "the evaluator (rnem_bench.evaluation.evaluate_run, issue 5) is not installed; the runs are "
+            f"trained in {out}: rerun this command once it is, or pass --no-evaluate"
+        ) from None
+    from rnem_bench.tasks import get_task
+    from rnem_bench.training.checkpoint import atomic_write_text
+    from rnem_bench.training.config import get_preset
+    from rnem_bench.training.resolve import task_dataset
+
+    outcomes = []
+    for job in jobs:
+        s = summaries[job]
+        full = bool(s["finished"]) and preset == "paper"
+        for ev in job.recipe.evaluate:
+            if get_task(task).train_task and ev.task != task:
+                continue  # `reproduce balls678` scores only the extrapolation test
+            dataset = task_dataset(get_task(ev.task), get_preset(preset))
+            click.echo(f"== evaluate {job.recipe.name} seed {job.seed} on {ev.task} at K={ev.k}")
+            result = evaluate_run(job.rundir, task=ev.task, k=ev.k, dataset=dataset)
+            path = out / "results" / ev.task / f"{job.recipe.name}-seed{job.seed}.json"
+            atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+            outcomes.append(Outcome(job, ev.task, ev.k, paper_metrics(result), path, full))
+    return outcomes
+
+
+# ------------------------------------------------------------------------------ the comparison
+@dataclass(frozen=True)
+class Claim:
+    """A statement of the paper: ``metric`` of ``better`` beats that of each of ``than``.
+    Entries are (recipe name, test task)."""
+
+    text: str
+    metric: str
+    better: tuple[str, str]
+    than: tuple[tuple[str, str], ...]
+
+
+CLAIMS = (
+    Claim("R-NEM has lower relative BCE than RNN-EM, RNN and LSTM on 4 balls (fig. 3 left)", "relative_bce",
+          ("balls4-rnem-k5", "balls4"), (("balls4-rnn-em", "balls4"), ("balls4-rnn", "balls4"), ("balls4-lstm", "balls4"))),
+    Claim("R-NEM has lower relational BCE than RNN-EM on 4 balls (fig. 3 left)", "relative_relational_bce",
+          ("balls4-rnem-k5", "balls4"), (("balls4-rnn-em", "balls4"),)),
+    Claim("Training with K=8 improves the grouping over K=5 (fig. 3 right)", "ari",
+          ("balls4-rnem-k8", "balls4"), (("balls4-rnem-k5", "balls4"),)),
+    Claim("R-NEM extrapolates best to 6-8 balls (fig. 3 middle)", "relative_bce",
+          ("balls4-rnem-k5", "balls678"), (("balls4-rnn-em", "balls678"), ("balls4-rnn", "balls678"), ("balls4-lstm", "balls678"))),
+    Claim("Without attention R-NEM extrapolates worse (fig. 3 middle)", "relative_bce",
+          ("balls4-rnem-k5", "balls678"), (("balls4-rnem-noatt", "balls678"),)),
+    Claim("The LSTM's relative BCE grows from 4 to 6-8 balls (fig. 3)", "relative_bce",
+          ("balls4-lstm", "balls4"), (("balls4-lstm", "balls678"),)),
+    Claim("R-NEM simulates better than RNN-EM and RNN (fig. 4)", "simulation_bce",
+          ("balls4-rnem-k5", "balls4"), (("balls4-rnn-em", "balls4"), ("balls4-rnn", "balls4"))),
+    Claim("On the curtain task R-NEM beats the LSTM and the RNN in BCE (section 4.2)", "bce",
+          ("curtain-rnem", "curtain"), (("curtain-lstm", "curtain"), ("curtain-rnn", "curtain"))),
+)
+
+COLUMNS = (("ari", "ARI"), ("bce", "BCE last"), ("relational_bce", "rel. BCE last"),
+           ("relative_bce", "BCE / copy"), ("relative_relational_bce", "rel. BCE / copy"), ("simulation_bce", "sim. BCE"))
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def aggregate(outcomes: list[Outcome]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(recipe, test task) -> K, seeds, full-training flag and mean/sd of each metric over seeds."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for o in outcomes:
+        row = rows.setdefault((o.job.recipe.name, o.task), {"k": o.k, "seeds": [], "full": True, "values": {}, "recipe": o.job.recipe})
+        row["seeds"].append(o.job.seed)
+        row["full"] = row["full"] and o.full_training
+        for name, value in o.metrics.items():
+            row["values"].setdefault(name, []).append(value)
+    for row in rows.values():
+        row["stats"] = {name: _mean_sd(v) for name, v in row["values"].items()}
+    return rows
+
+
+def check_claims(rows: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[Claim, str]]:
+    """Each claim whose runs were all scored: 'holds' or 'does not hold'."""
+    verdicts = []
+    for claim in CLAIMS:
+        entries = [claim.better, *claim.than]
+        if any(e not in rows or claim.metric not in rows[e]["stats"] for e in entries):
+            continue
+        best = rows[claim.better]["stats"][claim.metric][0]
+        others = [rows[e]["stats"][claim.metric][0] for e in claim.than]
+        higher = claim.metric in HIGHER_IS_BETTER
+        holds = all(best > v if higher else best < v for v in others)
+        verdicts.append((claim, "holds" if holds else "does not hold"))
+    return verdicts
+
+
+def print_table(rows: dict[tuple[str, str], dict[str, Any]], preset: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="rnem-bench reproduce: ours (mean ± sd over seeds) | paper", show_lines=False)
+    for header in ("recipe", "test", "K", "seeds", "training"):
+        table.add_column(header)
+    for _, header in COLUMNS:
+        table.add_column(header, justify="right")
+    for (name, task), row in sorted(rows.items()):
+        paper = row["recipe"].paper.get(task, {})
+        cells = []
+        for metric, _ in COLUMNS:
+            ours = row["stats"].get(metric)
+            text = "—" if ours is None else (f"{ours[0]:.3g}" + (f" ± {ours[1]:.2g}" if len(row["seeds"]) > 1 else ""))
+            if metric in paper:
+                text += f" | {paper[metric]:g}"
+            cells.append(text)
+        training = "full" if row["full"] else ("shortened" if preset == "paper" else f"preset {preset}")
+        table.add_row(name, task, str(row["k"]), str(len(row["seeds"])), training, *cells)
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: do not squeeze 11 columns into 80 characters
+        console = Console(width=200)
+    console.print(table)
+    for claim, verdict in check_claims(rows):
+        console.print(f"  [{'green' if verdict == 'holds' else 'red'}]{verdict:>13}[/]  {claim.text}")
+    if any(not row["full"] for row in rows.values()):
+        console.print("[yellow]Rows not marked 'full' come from a shortened budget or a small preset: "
+                      "they are not reproductions of the paper.[/]")
+
+
+def write_summary(out: Path, task: str, preset: str, summaries: dict[Job, dict],
+                  rows: dict[tuple[str, str], dict[str, Any]]) -> Path:
+    from rnem_bench.training.checkpoint import atomic_write_text
+
+    report = {
+        "task": task, "preset": preset,
+        "runs": [{"recipe": j.recipe.name, "seed": j.seed, "rundir": str(j.rundir), **s} for j, s in summaries.items()],
+        "rows": [{"recipe": name, "test": t, "k": r["k"], "seeds": r["seeds"], "full_training": r["full"],
+                  "ours": {m: {"mean": v[0], "sd": v[1]} for m, v in r["stats"].items()},
+                  "paper": r["recipe"].paper.get(t, {})} for (name, t), r in sorted(rows.items())],
+        "claims": [{"claim": c.text, "verdict": v} for c, v in check_claims(rows)],
+    }
+    path = out / "results" / f"reproduce-{task}.json"
+    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------------------- command
+@click.command()
+@click.argument("task")
+@click.option("--models", default=None, help="Comma-separated recipe names or model names (default: every recipe for TASK).")
+@click.option("--seeds", type=int, default=None, help="Run the first N seeds of each recipe (default: all it lists).")
+@click.option("--budget", type=float, default=None, help="Training minutes for the whole command, shared among unfinished runs.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
+              help="paper: canonical data and the recipes' caps; quick/tiny: small smoke runs (not reproductions).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/reproduce"), show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--baselines", type=click.Path(path_type=Path), default=BASELINES_DIR, show_default=True,
+              help="Folder of recipe files.")
+@click.option("--no-evaluate", is_flag=True, help="Only train (e.g. on a GPU machine); evaluate in a later call.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def reproduce(task, models, seeds, budget, preset, out, device, baselines, no_evaluate, quiet):
+    """Train, evaluate and compare the paper's reference runs for TASK (balls4, balls678, curtain, invaders).
+
+    \b
+    rnem-bench reproduce balls4                           # all six balls4 recipes, 3 seeds each
+    rnem-bench reproduce curtain --models rnem --seeds 1 --budget 120
+    rnem-bench reproduce balls4 --preset tiny --seeds 1   # a one-minute smoke test on a CPU
+    """
+    from rnem_bench.tasks import get_task
+
+    get_task(task)
+    if budget is not None and budget <= 0:
+        raise RnemBenchError(f"--budget must be > 0 minutes, got {budget}")
+    jobs = select_jobs(task, out, models, seeds, baselines)
+    summaries = train_jobs(jobs, preset, device, None if budget is None else 60 * budget, progress=not quiet)
+    if no_evaluate:
+        for job, s in summaries.items():
+            click.echo(f"{job.recipe.name} seed {job.seed}: {s['stop_reason']} after {s['epochs']} epochs, "
+                       f"best valid loss {s['best_valid_loss']:.3f} ({job.rundir})")
+        return
+    outcomes = evaluate_jobs(jobs, summaries, task, preset, out)
+    rows = aggregate(outcomes)
+    print_table(rows, preset)
+    path = write_summary(out, task, preset, summaries, rows)
+    click.echo(f"result files: {out / 'results'}/<task>/  (submit each with `rnem-bench submit FILE`); summary: {path}")
