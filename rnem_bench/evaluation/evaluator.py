@@ -1,0 +1,214 @@
+"""One evaluator for every model: ``Evaluator(task).eval(predictions) -> dict`` (the OGB pattern).
+
+Predictions are plain arrays (numpy, torch or lazy Zarr) covering the test split in order, with
+step t predicting frame t + 1:
+
+- mixture models: ``psi`` and ``gamma``, each (N, T, K, H, W) in [0, 1];
+- single-frame models (K = 1, or any outside model): ``prediction`` (N, T, H, W) in [0, 1];
+- optionally ``simulation`` (N, S, H, W): predictions of frames ``sim_observe + 1 ..
+  sim_observe + S`` made from the real frames ``0 .. sim_observe - 1`` only, the model feeding
+  on its own output (default ``sim_observe`` = 10, S = 10).
+
+T must equal the dataset's steps (frames - 1). The evaluator reads the true frames, groups and
+collision masks itself, batch by batch, so a 10,000-sequence test set never has to fit in memory;
+``update``/``result`` is the same computation for callers that produce predictions batch by batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from rnem_bench.data.store import Dataset, open_dataset
+from rnem_bench.errors import RnemBenchError
+from rnem_bench.evaluation.metrics import adjusted_rand_index, bce, mixture_prediction
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    split: str = "test"
+    batch_size: int = 64
+    last: int = 10             # "mean of the last 10 steps"
+    sim_observe: int = 10      # real frames seen before a simulation
+    limit: int | None = None   # score only the first `limit` sequences (tests, quick looks)
+
+
+def _as_tensor(x: Any, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu()
+    else:
+        t = torch.from_numpy(np.asarray(x))
+    if t.dtype == torch.float16 or t.dtype == torch.bfloat16:
+        t = t.float()
+    if not (t.dtype.is_floating_point or t.dtype in (torch.uint8, torch.bool)):
+        raise RnemBenchError(f"{name} must hold probabilities (float), got dtype {t.dtype}")
+    t = t.float() if t.dtype in (torch.uint8, torch.bool) else t
+    if not torch.isfinite(t).all():
+        raise RnemBenchError(f"{name} contains NaN or Inf")
+    if t.numel() and (t.min() < 0 or t.max() > 1):
+        raise RnemBenchError(f"{name} has values outside [0, 1] (min {t.min().item():.3g}, max {t.max().item():.3g})")
+    return t
+
+
+class Evaluator:
+    """Scores predictions on a task's (or any dataset's) test split."""
+
+    def __init__(self, task_or_dataset: str | Path | Dataset, config: EvalConfig = EvalConfig()):
+        from rnem_bench.data.commands import resolve_dataset_path
+        from rnem_bench.tasks import TASKS
+
+        if isinstance(task_or_dataset, Dataset):
+            self.ds = task_or_dataset
+        else:
+            self.ds = open_dataset(resolve_dataset_path(str(task_or_dataset)))
+        self.config = config
+        self.task = str(task_or_dataset) if str(task_or_dataset) in TASKS else None
+        if config.split not in self.ds.counts:
+            raise RnemBenchError(f"{self.ds.path} has no '{config.split}' split")
+        n = self.ds.counts[config.split]
+        self.n = n if config.limit is None else min(n, config.limit)
+        frames = self.ds.array(config.split, "features").shape[1]
+        self.steps = frames - 1
+        self.size = self.ds.array(config.split, "features").shape[-1]
+        self.has_groups = self.ds.has_groups
+        self.has_collisions = "collisions" in self.ds.arrays
+        self.reset()
+
+    # ------------------------------------------------------------------ streaming interface
+    def reset(self) -> None:
+        T = self.steps
+        self._seen = 0
+        self._k: int | None = None
+        self._sums = {name: torch.zeros(T, dtype=torch.float64) for name in ("bce", "base", "rbce", "rbase", "ari")}
+        self._ari_frames = 0
+        self._sim: dict[str, torch.Tensor] | None = None
+
+    def update(self, start: int, predictions: Mapping[str, Any]) -> None:
+        """Score predictions of sequences ``start : start + B`` (they must arrive in order)."""
+        if start != self._seen:
+            raise RnemBenchError(f"predictions must arrive in order: expected sequence {self._seen}, got {start}")
+        frame, gamma, k = self._frame_predictions(predictions)
+        B = frame.shape[0]
+        stop = start + B
+        if stop > self.n:
+            raise RnemBenchError(f"predictions cover {stop} sequences, the {self.config.split} split has {self.n}")
+        truth = self._truth(start, stop)
+        target, current = truth["features"][:, 1:], truth["features"][:, :-1]
+        s = self._sums
+        s["bce"] += bce(frame, target).sum(0)
+        s["base"] += bce(current, target).sum(0)              # copy-current-frame baseline
+        if self.has_collisions:
+            mask = truth["collisions"][:, 1:]
+            s["rbce"] += bce(frame, target, mask).sum(0)
+            s["rbase"] += bce(current, target, mask).sum(0)
+        if gamma is not None and self.has_groups:
+            s["ari"] += adjusted_rand_index(gamma.argmax(dim=2), truth["groups"][:, 1:]).sum(0)
+        if "simulation" in predictions:
+            self._update_simulation(_as_tensor(predictions["simulation"], "simulation"), truth["features"])
+        elif self._sim is not None:
+            raise RnemBenchError("'simulation' is given for some batches and missing for others")
+        self._k = k
+        self._seen = stop
+
+    def result(self) -> dict[str, Any]:
+        """The metrics over every sequence seen (must be the whole split, or ``limit``)."""
+        if self._seen != self.n:
+            raise RnemBenchError(f"predictions cover {self._seen} of {self.n} {self.config.split} sequences")
+        n, last = self.n, min(self.config.last, self.steps)
+        per = {name: (v / n) for name, v in self._sums.items()}
+        out: dict[str, Any] = {"n_sequences": n, "steps": self.steps, "k": self._k, "notes": []}
+
+        def summary(prefix: str, model: torch.Tensor, base: torch.Tensor) -> None:
+            for suffix, m, b in (("last", model[-1], base[-1]), (f"last{last}", model[-last:].mean(), base[-last:].mean())):
+                out[f"{prefix}_{suffix}"] = float(m)
+                out[f"baseline_{prefix}_{suffix}"] = float(b)
+                out[f"relative_{prefix}_{suffix}"] = float(m / b) if b > 0 else None
+
+        summary("bce", per["bce"], per["base"])
+        out["bce_per_step"] = per["bce"].tolist()
+        out["baseline_bce_per_step"] = per["base"].tolist()
+        if self.has_collisions:
+            summary("relational_bce", per["rbce"], per["rbase"])
+        else:
+            out["notes"].append("no collision masks in this dataset: relational BCE not reported")
+        if self.has_groups and self._k is not None and self._k > 1:
+            out["ari_mean"] = float(per["ari"].mean())
+            out["ari_last"] = float(per["ari"][-1])
+            out["ari_per_step"] = per["ari"].tolist()
+        else:
+            out["ari_mean"] = out["ari_last"] = None
+            out["notes"].append("ARI not reported: " + ("the dataset has no groups" if not self.has_groups
+                                                          else "single-frame predictions (no gamma)"))
+        if self._sim is not None:
+            out["sim_observe"] = self.config.sim_observe
+            out["simulation_bce"] = (self._sim["model"] / n).tolist()
+            out["baseline_simulation_bce"] = (self._sim["base"] / n).tolist()
+        else:
+            out["sim_observe"] = out["simulation_bce"] = out["baseline_simulation_bce"] = None
+        return out
+
+    # ----------------------------------------------------------------------- one call
+    def eval(self, predictions: Mapping[str, Any]) -> dict[str, Any]:
+        """Score whole-split predictions (numpy / torch / lazy Zarr arrays), streaming in batches."""
+        lengths = {name: len(v) for name, v in predictions.items() if name in ("psi", "gamma", "prediction", "simulation")}
+        if not lengths:
+            raise RnemBenchError("predictions need 'psi' and 'gamma', or 'prediction'")
+        for name, length in lengths.items():
+            if length != self.n:
+                raise RnemBenchError(f"{name} covers {length} sequences, the {self.config.split} split has {self.n}")
+        self.reset()
+        bs = self.config.batch_size
+        for start in range(0, self.n, bs):
+            self.update(start, {name: v[start : start + bs] for name, v in predictions.items() if name in lengths})
+        return self.result()
+
+    # ------------------------------------------------------------------------- helpers
+    def _truth(self, start: int, stop: int) -> dict[str, torch.Tensor]:
+        names = ["features"] + (["groups"] if self.has_groups else []) + (["collisions"] if self.has_collisions else [])
+        return {name: torch.from_numpy(self.ds.array(self.config.split, name)[start:stop]) for name in names}
+
+    def _frame_predictions(self, p: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        T, S = self.steps, self.size
+        if "psi" in p:
+            if "prediction" in p:
+                raise RnemBenchError("give either 'psi' (+ 'gamma') or 'prediction', not both")
+            psi = _as_tensor(p["psi"], "psi")
+            if psi.ndim != 5 or psi.shape[1] != T or psi.shape[-2:] != (S, S):
+                raise RnemBenchError(f"psi must be (N, {T}, K, {S}, {S}), got {tuple(psi.shape)}")
+            gamma = None
+            if "gamma" in p:
+                gamma = _as_tensor(p["gamma"], "gamma")
+                if gamma.shape != psi.shape:
+                    raise RnemBenchError(f"gamma has shape {tuple(gamma.shape)}, psi has {tuple(psi.shape)}")
+            elif psi.shape[2] > 1:
+                raise RnemBenchError("mixture predictions (K > 1) need 'gamma' as well as 'psi'")
+            return mixture_prediction(psi), gamma, psi.shape[2]
+        if "prediction" in p:
+            frame = _as_tensor(p["prediction"], "prediction")
+            if frame.ndim != 4 or frame.shape[1] != T or frame.shape[-2:] != (S, S):
+                raise RnemBenchError(f"prediction must be (N, {T}, {S}, {S}), got {tuple(frame.shape)}")
+            return frame, None, 1
+        raise RnemBenchError("predictions need 'psi' and 'gamma', or 'prediction'")
+
+    def _update_simulation(self, sim: torch.Tensor, features: torch.Tensor) -> None:
+        obs = self.config.sim_observe
+        if sim.ndim != 4 or sim.shape[0] != features.shape[0] or sim.shape[-2:] != features.shape[-2:]:
+            raise RnemBenchError(f"simulation must be (N, S, {self.size}, {self.size}), got {tuple(sim.shape)}")
+        S = sim.shape[1]
+        if obs + S >= features.shape[1]:
+            raise RnemBenchError(f"simulation of {S} steps after {obs} observed frames needs {obs + S + 1} frames, "
+                                 f"the dataset has {features.shape[1]}")
+        target = features[:, obs + 1 : obs + 1 + S]
+        base = features[:, obs - 1 : obs].expand_as(target)  # copy the last observed frame
+        if self._sim is None:
+            if self._seen:
+                raise RnemBenchError("'simulation' is given for some batches and missing for others")
+            self._sim = {"model": torch.zeros(S, dtype=torch.float64), "base": torch.zeros(S, dtype=torch.float64)}
+        if self._sim["model"].shape[0] != S:
+            raise RnemBenchError("simulation length differs between batches")
+        self._sim["model"] += bce(sim, target).sum(0)
+        self._sim["base"] += bce(base, target).sum(0)

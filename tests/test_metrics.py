@@ -1,0 +1,114 @@
+"""Metrics: ARI against scikit-learn, BCE against direct computation, the evaluator's invariants."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import adjusted_rand_score
+
+from rnem_bench.data.store import open_dataset
+from rnem_bench.errors import RnemBenchError
+from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
+from rnem_bench.evaluation.metrics import adjusted_rand_index, bce
+
+
+def sklearn_ari(pred: np.ndarray, true: np.ndarray) -> float:
+    keep = (true != 0) & (true != 255)
+    return adjusted_rand_score(true[keep], pred[keep])
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 9), n_obj=st.integers(0, 8), size=st.integers(1, 12),
+       p_ignore=st.sampled_from([0.0, 0.3, 0.9, 1.0]))
+def test_ari_equals_sklearn_on_random_frames(seed, k, n_obj, size, p_ignore):
+    rng = np.random.default_rng(seed)
+    true = rng.integers(1, n_obj + 1, (size, size)) if n_obj else np.zeros((size, size), int)
+    true = np.where(rng.random((size, size)) < p_ignore, rng.choice([0, 255], (size, size)), true).astype(np.uint8)
+    pred = rng.integers(0, k, (size, size))
+    ours = adjusted_rand_index(torch.from_numpy(pred)[None], torch.from_numpy(true)[None])[0].item()
+    assert ours == pytest.approx(sklearn_ari(pred, true), abs=1e-10)
+
+
+@pytest.mark.parametrize("case", ["one_cluster", "all_ignored", "k_larger", "perfect", "permuted", "each_own", "split"])
+def test_ari_adversarial_cases(case):
+    true = np.zeros((8, 8), np.uint8)
+    true[:4, :4], true[4:, 4:], true[:2, 6:] = 1, 2, 255
+    pred = {
+        "one_cluster": np.zeros((8, 8), int),
+        "all_ignored": np.zeros((8, 8), int),
+        "k_larger": np.random.default_rng(0).integers(0, 9, (8, 8)),
+        "perfect": true.astype(int) % 255,
+        "permuted": np.where(true == 1, 7, np.where(true == 2, 3, 0)),
+        "each_own": np.arange(64).reshape(8, 8) % 9,
+        "split": np.where(true == 1, np.arange(64).reshape(8, 8) % 2, 5),
+    }[case]
+    if case == "all_ignored":
+        true = np.where(true > 0, 255, 0).astype(np.uint8)
+    ours = adjusted_rand_index(torch.from_numpy(pred)[None], torch.from_numpy(true)[None])[0].item()
+    assert ours == pytest.approx(sklearn_ari(pred, true), abs=1e-12)
+    if case in ("perfect", "permuted", "all_ignored"):
+        assert ours == 1.0
+
+
+def test_bce_matches_direct_computation():
+    pred = torch.tensor([[[0.9, 0.2], [0.5, 1.0]]])
+    target = torch.tensor([[[1, 0], [1, 0]]], dtype=torch.uint8)
+    direct = -(math.log(0.9) + math.log(0.8) + math.log(0.5) + math.log(1e-6))
+    assert bce(pred, target).item() == pytest.approx(direct, rel=1e-7)
+    mask = torch.tensor([[[1, 0], [0, 1]]])
+    assert bce(pred, target, mask).item() == pytest.approx(-(math.log(0.9) + math.log(1e-6)), rel=1e-7)
+
+
+def test_perfect_prediction_scores_zero_bce_and_ari_one(tiny_balls):
+    ds = open_dataset(tiny_balls)
+    feats = ds.array("test", "features")[:].astype(np.float32)
+    groups = ds.array("test", "groups")[:]
+    n, T1, H, W = feats.shape
+    K = 4
+    # gamma puts each object's pixels on its own component; psi_k = that object's pixels
+    labels = np.where(groups == 255, 0, groups)[:, 1:].astype(np.int64)
+    gamma = np.eye(K, dtype=np.float32)[labels].transpose(0, 1, 4, 2, 3)
+    psi = gamma * feats[:, 1:, None]
+    sim = feats[:, 5:8]  # frames 5..7 after observing frames 0..3
+    out = Evaluator(ds, EvalConfig(sim_observe=4)).eval({"psi": psi, "gamma": gamma, "simulation": sim})
+    floor = 64 * 64 * 1.01e-6  # the 1e-6 clamp: a perfect prediction costs at most this much
+    assert out["bce_last"] < floor and out["relational_bce_last"] < floor
+    assert out["ari_mean"] == pytest.approx(1.0) and out["ari_last"] == pytest.approx(1.0)
+    assert out["relative_bce_last"] < 1e-6
+    assert max(out["simulation_bce"]) < floor and len(out["simulation_bce"]) == 3
+
+
+def test_copy_baseline_scores_relative_one(tiny_balls):
+    ds = open_dataset(tiny_balls)
+    feats = ds.array("test", "features")[:]
+    out = Evaluator(ds, EvalConfig(batch_size=5)).eval({"prediction": feats[:, :-1].astype(np.float32)})
+    assert out["relative_bce_last"] == pytest.approx(1.0)
+    assert out["relative_bce_last8"] == pytest.approx(1.0)
+    assert out["relative_relational_bce_last"] == pytest.approx(1.0)
+    assert out["ari_mean"] is None and any("ARI" in note for note in out["notes"])
+    # the baseline's absolute BCE equals a direct computation over the whole split
+    direct = bce(torch.from_numpy(feats[:, -2]).float(), torch.from_numpy(feats[:, -1])).mean().item()
+    assert out["baseline_bce_last"] == pytest.approx(direct)
+
+
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda p: {"prediction": p[:, :-1]}, "must be (N, 8"),
+        (lambda p: {"prediction": np.where(p > 0.5, np.nan, p)}, "NaN"),
+        (lambda p: {"prediction": p * 2}, "outside [0, 1]"),
+        (lambda p: {"prediction": p[:-1]}, "covers 15 sequences"),
+        (lambda p: {"psi": p[:, :, None].repeat(3, 2)}, "need 'gamma'"),
+        (lambda p: {}, "need 'psi'"),
+        (lambda p: {"prediction": p.astype(np.int64)}, "float"),
+    ],
+)
+def test_bad_predictions_are_refused_by_name(tiny_balls, mutate, message):
+    feats = open_dataset(tiny_balls).array("test", "features")[:, 1:].astype(np.float32)
+    with pytest.raises(RnemBenchError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        Evaluator(tiny_balls).eval(mutate(feats))
