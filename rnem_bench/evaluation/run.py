@@ -1,0 +1,83 @@
+"""Evaluate a trained run of ours: predictions and rollouts of its best checkpoint on a test split."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnem_bench.data.loader import SequenceLoader
+from rnem_bench.errors import RnemBenchError
+from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
+from rnem_bench.evaluation.results import make_result
+
+SIM_STEPS = 10
+
+
+def evaluate_run(
+    rundir: str | Path, task: str | None = None, k: int | None = None, dataset: str | Path | None = None,
+    split: str = "test", batch_size: int = 64, limit: int | None = None, device: str = "cpu",
+    which: str = "best",
+) -> dict[str, Any]:
+    """Score ``rundir``'s checkpoint on a test split and return a validated result object.
+
+    ``task``: the task to evaluate on (default: the run's own); ``dataset``: a dataset path
+    (default: the task's canonical dataset, else the run's dataset); ``k``: components at test
+    time (default: the task's ``k_eval``, e.g. 8 for balls678, else the run's K).
+    """
+    from rnem_bench.data.commands import resolve_dataset_path
+    from rnem_bench.data.store import open_dataset
+    from rnem_bench.tasks import get_task
+    from rnem_bench.training.checkpoint import load_run, read_summary
+
+    t0 = time.perf_counter()
+    model, cfg = load_run(rundir, which=which, device=device)
+    task = task or cfg.task
+    path = Path(dataset) if dataset is not None else resolve_dataset_path(task) if task else Path(cfg.dataset)
+    ds = open_dataset(path)
+    k = k or (get_task(task).k_eval if task else cfg.k)
+    evaluator = Evaluator(ds, EvalConfig(split=split, batch_size=batch_size, limit=limit))
+    frames = evaluator.steps + 1
+    simulate = frames >= evaluator.config.sim_observe + SIM_STEPS + 1
+    arrays = ("features", "actions") if cfg.use_actions else ("features",)
+    loader = SequenceLoader(ds, split, arrays=arrays, batch_size=batch_size, shuffle=False, drop_last=False,
+                            limit=evaluator.n)
+    start = 0
+    for batch in loader:
+        feats = batch["features"]
+        actions = batch.get("actions")
+        if actions is not None:
+            actions = actions.long()
+        preds = _predict(model, feats, k, cfg.noise, actions, cfg.seed)
+        if simulate:
+            preds["simulation"] = _rollout(model, feats, k, evaluator.config.sim_observe, actions, cfg.seed)
+        evaluator.update(start, preds)
+        start += feats.shape[0]
+    metrics = evaluator.result()
+    summary = read_summary(Path(rundir)) or {}
+    n_params = sum(p.numel() for p in model.parameters())
+    training = {"task": cfg.task, "preset": cfg.preset, "epochs": summary.get("epochs"),
+                "shortened": not bool(summary.get("finished", False)) or cfg.preset != "paper"}
+    return make_result(
+        metrics, task=task, ds=ds, split=split, model=cfg.model,
+        k=model.resolve_k(k), seeds=[cfg.seed], wall_time_s=time.perf_counter() - t0, parameters=n_params,
+        training=training,
+    )
+
+
+def _predict(model, feats: torch.Tensor, k: int, noise: float, actions, seed: int) -> dict[str, torch.Tensor]:
+    from rnem_bench.models import predict
+
+    out = predict(model, feats, k, noise, actions=actions, seed=seed)
+    return {"psi": out["psi"], "gamma": out["gamma"]}
+
+
+def _rollout(model, feats: torch.Tensor, k: int, n_observe: int, actions, seed: int) -> torch.Tensor:
+    from rnem_bench.models import rollout
+
+    sim = rollout(model, feats, k, n_observe, SIM_STEPS, actions=actions, seed=seed)
+    if not torch.isfinite(sim).all():
+        raise RnemBenchError("the model's rollout produced NaN or Inf")
+    return sim.clamp(0, 1)
