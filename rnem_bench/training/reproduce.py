@@ -122,15 +122,10 @@ def paper_metrics(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def evaluate_jobs(jobs: list[Job], summaries: dict[Job, dict], task: str, preset: str, out: Path) -> list[Outcome]:
+def evaluate_jobs(jobs: list[Job], summaries: dict[Job, dict], task: str, preset: str, out: Path,
+                  device: str = "cpu") -> list[Outcome]:
     """Score every job's best checkpoint on its recipe's test sets; one result file each."""
-    try:
-        from rnem_bench.evaluation import evaluate_run
-    except ImportError:
-        raise RnemBenchError(
-            "the evaluator (rnem_bench.evaluation.evaluate_run, issue 5) is not installed; the runs are "
-            f"trained in {out}: rerun this command once it is, or pass --no-evaluate"
-        ) from None
+    from rnem_bench.evaluation import evaluate_run
     from rnem_bench.tasks import get_task
     from rnem_bench.training.checkpoint import atomic_write_text
     from rnem_bench.training.config import get_preset
@@ -145,7 +140,7 @@ def evaluate_jobs(jobs: list[Job], summaries: dict[Job, dict], task: str, preset
                 continue  # `reproduce balls678` scores only the extrapolation test
             dataset = task_dataset(get_task(ev.task), get_preset(preset))
             click.echo(f"== evaluate {job.recipe.name} seed {job.seed} on {ev.task} at K={ev.k}")
-            result = evaluate_run(job.rundir, task=ev.task, k=ev.k, dataset=dataset)
+            result = evaluate_run(job.rundir, task=ev.task, k=ev.k, dataset=dataset, device=device)
             path = out / "results" / ev.task / f"{job.recipe.name}-seed{job.seed}.json"
             atomic_write_text(path, json.dumps(result, indent=2) + "\n")
             outcomes.append(Outcome(job, ev.task, ev.k, paper_metrics(result), path, full))
@@ -302,7 +297,9 @@ def reproduce(task, models, seeds, budget, preset, out, device, baselines, no_ev
             click.echo(f"{job.recipe.name} seed {job.seed}: {s['stop_reason']} after {s['epochs']} epochs, "
                        f"best valid loss {s['best_valid_loss']:.3f} ({job.rundir})")
         return
-    outcomes = evaluate_jobs(jobs, summaries, task, preset, out)
+    from rnem_bench.training.resolve import resolve_device
+
+    outcomes = evaluate_jobs(jobs, summaries, task, preset, out, resolve_device(device))
     rows = aggregate(outcomes)
     print_table(rows, preset)
     path = write_summary(out, task, preset, summaries, rows)

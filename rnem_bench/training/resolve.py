@@ -29,7 +29,9 @@ def task_dataset(task: Task, preset: Preset, progress: bool = True) -> Path:
         path = data_dir() / f"{task.name}-{recipe.fingerprint()}.zarr"
     if not (path.exists() and open_dataset(path, require_complete=False).complete):
         path.parent.mkdir(parents=True, exist_ok=True)
-        generate_dataset(recipe, path, progress=progress)
+        # Small datasets are quicker inline than through a pool of freshly spawned workers.
+        workers = 1 if sum(recipe.splits.values()) <= 2048 else None
+        generate_dataset(recipe, path, workers=workers, progress=progress)
     return path
 
 
