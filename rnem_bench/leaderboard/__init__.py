@@ -1,1 +1,1 @@
-
+"""Leaderboards: acceptance rules (board.py) and rendering (render.py)."""

@@ -1,0 +1,137 @@
+"""Figures of a trained run: the paper's figure 2 for one sequence, a rollout GIF, training curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnem_bench.data.render import palette
+from rnem_bench.errors import RnemBenchError
+
+SIM_OBSERVE, SIM_STEPS = 10, 10
+
+
+def _rgb(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[..., None], 3, axis=-1)
+
+
+def figure2_rows(features: np.ndarray, inputs: np.ndarray, psi: np.ndarray, gamma: np.ndarray,
+                 attention: np.ndarray | None) -> list[tuple[str, np.ndarray]]:
+    """Rows of figure 2 as (label, (T, H, W, 3) float RGB in [0, 1]).
+
+    features (T+1, H, W) true frames; inputs (T, H, W) noisy inputs; psi, gamma (T, K, H, W);
+    attention (T, K, K) with alpha[k, i] the attention of focus k on context i.
+    """
+    T, K = psi.shape[:2]
+    colours = palette(K)[1:].astype(np.float32) / 255  # (K, 3), one colour per component
+    rows = [("ground truth t+1", _rgb(features[1:].astype(np.float32))), ("noisy input t", _rgb(inputs.astype(np.float32)))]
+    for k in range(K):
+        img = _rgb(psi[:, k])  # the focus reconstruction in white
+        if attention is not None:
+            # colour each context object i by alpha_ki (paper: "Attention" in section 4)
+            others = np.einsum("ti,tihw,ic->thwc", attention[:, k], psi, colours)
+            img = np.clip(img * 0.6 + others, 0, 1)
+        rows.append((f"psi_{k + 1}", img))
+    rows.append(("gamma", np.einsum("tkhw,kc->thwc", gamma, colours)))
+    rows.append(("total prediction", _rgb((gamma * psi).sum(axis=1))))
+    return rows
+
+
+def mosaic(rows: list[tuple[str, np.ndarray]], pad: int = 1) -> np.ndarray:
+    """Stack rows of frames into one uint8 image with grey separators."""
+    lines = []
+    for _, frames in rows:
+        T, H, W, _ = frames.shape
+        line = np.full((H, T * (W + pad), 3), 0.35, np.float32)
+        for t in range(T):
+            line[:, t * (W + pad) : t * (W + pad) + W] = frames[t]
+        lines.append(line)
+        lines.append(np.full((pad, line.shape[1], 3), 0.35, np.float32))
+    return (np.concatenate(lines[:-1]) * 255).astype(np.uint8)
+
+
+def save_figure2(rows: list[tuple[str, np.ndarray]], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img = mosaic(rows)
+    H = rows[0][1].shape[1]
+    fig = plt.figure(figsize=(max(6, img.shape[1] / 40), img.shape[0] / 40 + 0.8))
+    ax = fig.add_axes([0.12, 0.02, 0.87, 0.9])
+    ax.imshow(img, interpolation="nearest")
+    ax.set_yticks([(H + 1) * i + H / 2 for i in range(len(rows))], [label for label, _ in rows], fontsize=8)
+    ax.set_xticks([])
+    ax.set_title(title, fontsize=9)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def save_curves(log: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    epochs = [e["epoch"] for e in log]
+    for key in ("train_loss", "valid_loss"):
+        if all(key in e for e in log):
+            ax.plot(epochs, [e[key] for e in log], marker="o", ms=3, label=key.replace("_", " "))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("N-EM loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def show_run(rundir: Path, index: int, out: Path) -> list[Path]:
+    """Figure 2 PNG of test sequence ``index``, its rollout GIF and the training curves PNG."""
+    import imageio.v3 as iio
+
+    from rnem_bench.data.store import open_dataset
+    from rnem_bench.models import predict, rollout
+    from rnem_bench.models.nem import bitflip
+    from rnem_bench.training.checkpoint import load_run, read_log
+
+    rundir, out = Path(rundir), Path(out)
+    model, cfg = load_run(rundir)
+    ds = open_dataset(cfg.dataset)
+    split = "test" if "test" in ds.counts else next(iter(ds.counts))
+    n = ds.counts[split]
+    if not 0 <= index < n:
+        raise RnemBenchError(f"--index {index} is out of range: split '{split}' of {ds.path} has {n} sequences")
+    feats = torch.from_numpy(ds.array(split, "features")[index : index + 1])
+    actions = torch.from_numpy(ds.array(split, "actions")[index : index + 1]).long() if cfg.use_actions else None
+    pred = predict(model, feats, cfg.k, cfg.noise, actions=actions, seed=cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)  # the same noise predict() drew first
+    inputs = bitflip(feats[:, :-1].float(), cfg.noise, gen)[0].numpy()
+    attention = pred["attention"][0].numpy() if "attention" in pred else None
+    rows = figure2_rows(feats[0].numpy(), inputs, pred["psi"][0].numpy(), pred["gamma"][0].numpy(), attention)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_figure2(rows, out, f"{cfg.model} K={pred['psi'].shape[2]}  {ds.path.name} {split}[{index}]")
+    written = [out]
+    frames = feats.shape[1]
+    if frames >= SIM_OBSERVE + SIM_STEPS + 1:
+        sim = rollout(model, feats, cfg.k, SIM_OBSERVE, SIM_STEPS, actions=actions, seed=cfg.seed)[0].numpy()
+        truth = feats[0, : SIM_OBSERVE + SIM_STEPS + 1].float().numpy()
+        # observed frames 0..9, frame 10 (predicted but not part of the rollout output) grey, then
+        # the simulated frames 11..20
+        shown = np.concatenate([truth[:SIM_OBSERVE], np.full_like(truth[:1], 0.5), sim])
+        sep = np.full((truth.shape[0], truth.shape[1], 2), 0.5, np.float32)
+        gif = np.concatenate([truth, sep, shown], axis=2)
+        scale = max(1, 192 // truth.shape[1])
+        gif = (gif.repeat(scale, 1).repeat(scale, 2) * 255).astype(np.uint8)
+        gif_path = out.with_name(out.stem + "_rollout.gif")
+        iio.imwrite(gif_path, gif, duration=150, loop=0)
+        written.append(gif_path)
+    log = read_log(rundir)
+    if log:
+        curves = out.with_name("training_curves.png")
+        save_curves(log, curves)
+        written.append(curves)
+    return written

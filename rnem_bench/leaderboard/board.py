@@ -1,0 +1,112 @@
+"""Leaderboard rules: which result files are accepted, where entries live, how they are ranked.
+
+One JSON result file per entry in ``leaderboards/<task>/``. An entry is accepted only if it
+passes the result schema, names a known task, was computed on that task's canonical dataset
+(same fingerprint, the whole test split), holds finite metrics in range, and is not already on
+the board (same model, K and seeds, or the same content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rnem_bench.errors import RnemBenchError
+from rnem_bench.evaluation.results import read_result
+
+RANK_METRIC = "relative_bce_last"  # paper figure 3: BCE at the last step relative to copying the frame
+
+
+def board_dir(path: str | Path | None = None) -> Path:
+    """``--board`` if given, else ``$RNEM_BENCH_LEADERBOARDS``, else ``./leaderboards``."""
+    return Path(path or os.environ.get("RNEM_BENCH_LEADERBOARDS", "leaderboards"))
+
+
+def _content_hash(result: dict[str, Any]) -> str:
+    keep = {k: result[k] for k in ("task", "dataset", "model", "seeds", "metrics")}
+    keep["dataset"] = {k: v for k, v in keep["dataset"].items() if k != "path"}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def entry_name(result: dict[str, Any]) -> str:
+    model = result["model"]
+    seeds = "-".join(str(s) for s in result["seeds"])
+    return f"{model['name']}-k{model['k']}-seed{seeds}-{_content_hash(result)}.json"
+
+
+def _non_finite(obj: Any, path: str = "metrics") -> str | None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return path
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            found = _non_finite(v, f"{path}.{k}")
+            if found:
+                return found
+    if isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found = _non_finite(v, f"{path}.{i}")
+            if found:
+                return found
+    return None
+
+
+def check_entry(result: dict[str, Any], board: Path) -> None:
+    """Raise a one-line RnemBenchError naming the first rule the result breaks."""
+    from rnem_bench.tasks import TASKS
+
+    task_name = result["task"]
+    if task_name not in TASKS:
+        raise RnemBenchError(f"field 'task': unknown task '{task_name}' (known: {', '.join(TASKS)})")
+    task = TASKS[task_name]
+    canonical = task.recipe()
+    fp = result["dataset"]["fingerprint"]
+    if fp != canonical.fingerprint():
+        raise RnemBenchError(
+            f"field 'dataset.fingerprint': {fp} is not the canonical {task_name} dataset ({canonical.fingerprint()}); "
+            "evaluate on the dataset from `rnem-bench generate --task " + task_name + "`"
+        )
+    if result["dataset"]["split"] != "test":
+        raise RnemBenchError("field 'dataset.split': leaderboard entries are scored on the test split")
+    expected_n = canonical.splits["test"]
+    if result["metrics"]["n_sequences"] != expected_n:
+        raise RnemBenchError(f"field 'metrics.n_sequences': {result['metrics']['n_sequences']} sequences scored, "
+                             f"the {task_name} test split has {expected_n}")
+    bad = _non_finite(result["metrics"])
+    if bad:
+        raise RnemBenchError(f"field '{bad}': not a finite number")
+    if result["metrics"].get(RANK_METRIC) is None:
+        raise RnemBenchError(f"field 'metrics.{RANK_METRIC}': missing (needed for the ranking)")
+    model, seeds = result["model"], result["seeds"]
+    for other in entries(board, task_name):
+        if _content_hash(other) == _content_hash(result):
+            raise RnemBenchError("duplicate: this exact result is already on the board")
+        if (other["model"]["name"], other["model"]["k"], other["seeds"]) == (model["name"], model["k"], seeds):
+            raise RnemBenchError(f"duplicate: {model['name']} K={model['k']} seeds {seeds} already has an entry on {task_name}")
+
+
+def entries(board: Path, task: str) -> list[dict[str, Any]]:
+    """The task's entries, best first."""
+    folder = board / task
+    found = [read_result(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return sorted(found, key=lambda r: (r["metrics"][RANK_METRIC], r["model"]["name"]))
+
+
+def submit(result_path: str | Path, board: Path) -> Path:
+    """Validate a result file and add it as an entry; nothing is written unless it is accepted."""
+    result = read_result(result_path)
+    check_entry(result, board)
+    name = entry_name(result)
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]+\.json", name):
+        raise RnemBenchError(f"field 'model.name': cannot form a safe file name from it ({name!r})")
+    target = board / result["task"] / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    shutil.copyfile(result_path, tmp)
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,46 @@
+"""CLI: ``rnem-bench submit RESULT`` and ``rnem-bench leaderboard [TASK]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("result", type=click.Path(path_type=Path))
+@click.option("--board", type=click.Path(path_type=Path), default=None, help="Leaderboard folder (default ./leaderboards).")
+def submit(result, board):
+    """Check RESULT (schema, canonical fingerprint, ranges, duplicates) and add it to the leaderboard."""
+    from rnem_bench.leaderboard.board import board_dir, submit as add_entry
+    from rnem_bench.leaderboard.render import write_pages
+
+    board = board_dir(board)
+    entry = add_entry(result, board)
+    click.echo(f"accepted: {entry}")
+    for page in write_pages(board):
+        click.echo(f"rendered {page}")
+
+
+@click.command()
+@click.argument("task", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "html"]), default="table", show_default=True)
+@click.option("--board", type=click.Path(path_type=Path), default=None, help="Leaderboard folder (default ./leaderboards).")
+def leaderboard(task, fmt, board):
+    """Print the ranked tables (all tasks, or TASK) and regenerate README.md and index.html."""
+    from rnem_bench.leaderboard.board import board_dir
+    from rnem_bench.leaderboard.render import html_page, markdown, rich_tables, write_pages
+
+    board = board_dir(board)
+    if fmt == "table":
+        from rich.console import Console
+
+        console = Console()
+        for table in rich_tables(board, task):
+            console.print(table)
+    elif fmt == "markdown":
+        click.echo(markdown(board, task))
+    else:
+        click.echo(html_page(board))
+    if board.is_dir():  # regenerate the pages of an existing board; never litter a stray folder
+        write_pages(board)
