@@ -20,7 +20,7 @@ from rnem_bench.errors import RnemBenchError
 from rnem_bench.models import predict
 from rnem_bench.training import checkpoint as ckpt
 from rnem_bench.training.harness import Trainer, train
-from rnem_bench.training.resolve import make_config
+from rnem_bench.training.resolve import default_rundir, make_config
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +160,15 @@ def test_user_errors_are_one_line(tiny32, tmp_path):
         make_config("rnem", str(tiny32), steps=50)
     with pytest.raises(RnemBenchError, match="noise"):
         make_config("rnem", str(tiny32), noise=0.7)
+
+
+def test_default_run_dirs_never_clobber_a_run(tiny32, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config(tiny32, model="rnn", k=None)
+    first = default_rundir(config)
+    assert first == Path("runs/rnn-tiny32-k1-seed0") and config.k == 1  # K=1 models ignore the task's K
+    first.mkdir(parents=True)
+    assert default_rundir(config) == Path("runs/rnn-tiny32-k1-seed0-2")
 
 
 def test_ddp_two_processes_on_cpu(tiny32, tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from rnem_bench.errors import RnemBenchError
 from rnem_bench.training.config import PRESETS
 
 
@@ -27,7 +28,8 @@ from rnem_bench.training.config import PRESETS
 @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on with CUDA, off on CPU).")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the EM step (default: on with CUDA).")
 @click.option("--n-actions", type=int, default=None, help="Action count for datasets with actions (default: the dataset's, else 6).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run dir (default: runs/MODEL-TASK-kK-seedS).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run dir (default: a new runs/MODEL-TASK-kK-seedS[-PRESET][-N]).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--max-minutes", type=float, default=None, help="Stop (resumably) after the epoch that passes this wall time.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -49,6 +51,8 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
         patience=patience, seed=seed, steps=steps, device=device, bf16=bf16, compile=compile_,
         n_actions=n_actions, progress=not quiet,
     )
+    if resume and out is None:
+        raise RnemBenchError("--resume needs --out RUNDIR: the run to continue")
     rundir = out or default_rundir(config)
     click.echo(f"run {config.model} on {config.task or config.dataset}: K={config.k} noise={config.noise} "
                f"steps={config.steps} batch={config.batch_size} epochs<={config.epochs} device={config.device}"

@@ -114,6 +114,12 @@ def make_config(
 
 
 def default_rundir(config: RunConfig) -> Path:
+    """``runs/MODEL-TASK-kK-seedS[-PRESET]``, with ``-2``, ``-3``... when taken (never clobber a run)."""
     name = config.task or Path(config.dataset).stem
     suffix = "" if config.preset == "paper" else f"-{config.preset}"
-    return Path("runs") / f"{config.model}-{name}-k{config.k}-seed{config.seed}{suffix}"
+    base = Path("runs") / f"{config.model}-{name}-k{config.k}-seed{config.seed}{suffix}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
