@@ -154,7 +154,7 @@ class Evaluator:
     # ----------------------------------------------------------------------- one call
     def eval(self, predictions: Mapping[str, Any]) -> dict[str, Any]:
         """Score whole-split predictions (numpy / torch / lazy Zarr arrays), streaming in batches."""
-        lengths = {name: len(v) for name, v in predictions.items() if name in ("psi", "gamma", "prediction", "simulation")}
+        lengths = {name: v.shape[0] for name, v in predictions.items() if name in ("psi", "gamma", "prediction", "simulation")}
         if not lengths:
             raise RnemBenchError("predictions need 'psi' and 'gamma', or 'prediction'")
         for name, length in lengths.items():

@@ -1,0 +1,102 @@
+"""evaluate / score / show on tiny runs and predictions stores, end to end through the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import zarr
+
+from conftest import run_cli
+from rnem_bench.data.generate import generate_dataset
+from rnem_bench.data.store import open_dataset
+from rnem_bench.evaluation import write_predictions
+from rnem_bench.evaluation.results import read_result
+from rnem_bench.generators.balls import Params
+from rnem_bench.recipes import Recipe
+
+
+@pytest.fixture(scope="module")
+def sim_dataset(tmp_path_factory):
+    """21 frames: long enough for 10 observed + 10 simulated steps."""
+    recipe = Recipe("balls", asdict(Params(n_balls=(2, 3), steps=20)), seed=4,
+                    splits={"train": 16, "valid": 8, "test": 8}, chunk_size=8)
+    return generate_dataset(recipe, tmp_path_factory.mktemp("sim") / "sim.zarr", workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def rnem_run(sim_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "rnem"
+    r = run_cli("run", "rnem", "--dataset", str(sim_dataset), "--preset", "tiny", "--k", "2", "--out", str(out),
+                "--device", "cpu")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out
+
+
+def test_evaluate_writes_a_valid_result_with_simulation(rnem_run, sim_dataset, tmp_path):
+    out = tmp_path / "result.json"
+    r = run_cli("evaluate", str(rnem_run), "--dataset", str(sim_dataset), "--k", "3", "--limit", "4", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = read_result(out)
+    m = result["metrics"]
+    assert result["model"]["name"] == "rnem" and result["model"]["k"] == 3 and result["model"]["parameters"] > 0
+    assert m["n_sequences"] == 4 and m["steps"] == 20 and len(m["simulation_bce"]) == 10
+    assert -1 <= m["ari_mean"] <= 1 and m["bce_last"] > 0 and m["relative_bce_last"] > 0
+    assert result["task"] == "custom" and result["dataset"]["fingerprint"] == open_dataset(sim_dataset).fingerprint
+
+
+def test_show_run_writes_figure2_gif_and_curves(rnem_run, tmp_path):
+    r = run_cli("show", str(rnem_run), "--index", "1", "--out", str(tmp_path / "fig.png"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in ("fig.png", "fig_rollout.gif", "training_curves.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+    r = run_cli("show", str(rnem_run), "--index", "99", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "out of range" in r.stderr
+
+
+def test_score_outside_predictions(sim_dataset, tmp_path):
+    ds = open_dataset(sim_dataset)
+    feats = ds.array("test", "features")[:].astype(np.float32)
+    # a "model" from elsewhere: copies the current frame, K=1, and simulates by freezing frame 9
+    preds = write_predictions(tmp_path / "copy.zarr", model="copy-frame", task="balls4",
+                              prediction=feats[:, :-1], simulation=np.repeat(feats[:, 9:10], 10, axis=1))
+    r = run_cli("score", str(preds), "--task", "balls4", "--dataset", str(sim_dataset), "--out", str(tmp_path / "r.json"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = read_result(tmp_path / "r.json")
+    assert result["model"]["source"] == "external"
+    assert result["metrics"]["relative_bce_last"] == pytest.approx(1.0)
+    assert result["metrics"]["simulation_bce"] == pytest.approx(result["metrics"]["baseline_simulation_bce"])
+    # on a non-canonical dataset the leaderboard refuses it
+    r = run_cli("submit", str(tmp_path / "r.json"), "--board", str(tmp_path / "board"))
+    assert r.returncode == 2 and "dataset.fingerprint" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "arrays,attrs,message",
+    [
+        ({"prediction": np.zeros((8, 19, 64, 64), np.float32)}, {}, "prediction must be (N, 20"),
+        ({"prediction": np.full((8, 20, 64, 64), 2.0, np.float32)}, {}, "outside [0, 1]"),
+        ({"prediction": np.full((8, 20, 64, 64), np.nan, np.float32)}, {}, "NaN"),
+        ({"prediction": np.zeros((7, 20, 64, 64), np.float32)}, {}, "covers 7 sequences"),
+        ({"psi": np.zeros((8, 20, 3, 64, 64), np.float32)}, {}, "need 'gamma'"),
+        ({"prediction": np.zeros((8, 20, 64, 64), np.float32)}, {"model": "a b"}, "field 'model'"),
+        ({"prediction": np.zeros((8, 20, 64, 64), np.float32)}, {"rnem_bench_predictions": 7}, "rnem_bench_predictions"),
+    ],
+)
+def test_bad_predictions_give_one_line_errors(sim_dataset, tmp_path, arrays, attrs, message):
+    path = write_predictions(tmp_path / "p.zarr", model="m", task="balls4", **arrays)
+    if attrs:
+        zarr.open_group(str(path), mode="a").attrs.update(attrs)
+    r = run_cli("score", str(path), "--task", "balls4", "--dataset", str(sim_dataset))
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_score_refuses_missing_or_foreign_stores(tmp_path, sim_dataset):
+    r = run_cli("score", str(tmp_path / "nothing.zarr"), "--task", "balls4", "--dataset", str(sim_dataset))
+    assert r.returncode == 2 and "not found" in r.stderr
+    (tmp_path / "plain").mkdir()
+    r = run_cli("score", str(tmp_path / "plain"), "--task", "balls4", "--dataset", str(sim_dataset))
+    assert r.returncode == 2 and r.stderr.startswith("error:")
