@@ -74,7 +74,7 @@ def test_reproduce_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
     """Tiny data, one epoch, one seed: train (no evaluation), then rerun: finished runs are kept,
     each (recipe, test set) gets a schema-valid result file, and the table is printed."""
     from rnem_bench.evaluation.results import check_schema
-    from rnem_bench.tasks import get_task
+    from rnem_bench.leaderboard.board import submit
 
     monkeypatch.setenv("RNEM_BENCH_DATA", str(tmp_path / "data"))
     args = ["reproduce", "balls4", "--preset", "tiny", "--seeds", "1", "--models", "balls4-rnem-k5,rnn",
@@ -99,8 +99,11 @@ def test_reproduce_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
         result = json.loads(f.read_text())
         check_schema(result, "result-v1", str(f))            # what `submit` checks first
         assert result["task"] == f.parent.name and result["training"]["shortened"] is True
-        # tiny data is not the canonical dataset, so the leaderboard would (rightly) refuse it
-        assert result["dataset"]["fingerprint"] != get_task(f.parent.name).recipe().fingerprint()
+        # `submit` reads it and passes the schema; only the fingerprint rule refuses it, rightly:
+        # tiny data is not the task's canonical dataset.
+        with pytest.raises(RnemBenchError, match="field 'dataset.fingerprint'"):
+            submit(f, board=tmp_path / "board")
+        assert not (tmp_path / "board").exists()
     k8 = json.loads((tmp_path / "out" / "results" / "balls678" / "balls4-rnem-k5-seed0.json").read_text())
     assert k8["model"]["k"] == 8 and k8["metrics"]["ari_mean"] is not None
     assert "ours (mean ± sd over seeds) | paper" in done.output and "0.8" in done.output  # paper's ARI beside ours
