@@ -17,7 +17,7 @@ import torch
 
 from conftest import run_cli, tiny_balls_recipe
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.models import predict
+from rnem_bench.models import build_model, predict
 from rnem_bench.training import checkpoint as ckpt
 from rnem_bench.training.harness import Trainer, train
 from rnem_bench.training.resolve import default_rundir, make_config
@@ -183,3 +183,30 @@ def test_ddp_two_processes_on_cpu(tiny32, tmp_path):
     log = ckpt.read_log(tmp_path / "ddp")
     assert len(log) == 1 and log[0]["epoch"] == 1
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
+
+
+def test_actions_reach_the_model_when_the_dataset_has_them(tmp_path):
+    """An ALE-like dataset (84x84 frames + actions): the config turns the action embedding on and
+    the harness feeds each step its action."""
+    import numpy as np
+
+    from rnem_bench.data.store import ChunkTask, DatasetWriter, write_chunk
+    from rnem_bench.recipes import Recipe
+
+    recipe = Recipe("invaders", {"synthetic": True}, seed=0, splits={"train": 8, "valid": 4}, chunk_size=8)
+    path = tmp_path / "ale.zarr"
+    writer = DatasetWriter(path, recipe, {"features": (4, 84, 84), "actions": (4,)}, extra_attrs={"n_actions": 5})
+    rng = np.random.default_rng(0)
+    for split, n in recipe.splits.items():
+        arrays = {"features": (rng.random((n, 4, 84, 84)) > 0.9).astype(np.uint8),
+                  "actions": rng.integers(0, 5, (n, 4)).astype(np.int16)}
+        write_chunk(path, ChunkTask(split, 0, 0, n), arrays)
+    writer.finalize()
+    config = make_config("rnem", str(path), k=2, epochs=1, batch_size=4, device="cpu", noise=0.02, progress=False)
+    assert config.use_actions and config.model_options == {"n_actions": 5} and config.image_size == 84
+    summary = train(config, tmp_path / "run", progress=False)
+    assert summary["epochs"] == 1
+    model, _ = ckpt.load_run(tmp_path / "run")
+    assert model.needs_actions
+    torch.manual_seed(config.seed)  # the harness's initialisation: the embedding has been trained since
+    assert not torch.equal(model.actions.embed.weight, build_model("rnem", 84, n_actions=5).actions.embed.weight)

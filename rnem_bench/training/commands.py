@@ -31,7 +31,7 @@ from rnem_bench.training.config import PRESETS
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run dir (default: a new runs/MODEL-TASK-kK-seedS[-PRESET][-N]).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--max-minutes", type=float, default=None, help="Stop (resumably) after the epoch that passes this wall time.")
+@click.option("--max-minutes", type=float, default=None, help="Stop resumably between epochs once the next epoch would pass this wall time.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, steps, seed, device, bf16,
         compile_, n_actions, out, resume, max_minutes, quiet):

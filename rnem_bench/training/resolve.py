@@ -40,7 +40,11 @@ def task_of(ds: Dataset) -> Task | None:
     recipe = ds.recipe
     for task in TASKS.values():
         if task.train_task is None and task.generator == recipe.generator:
-            if task.recipe().to_dict()["params"] == recipe.to_dict()["params"]:
+            try:
+                canonical = task.recipe()
+            except ImportError:  # that task's generator is not installed (e.g. ale-py missing)
+                continue
+            if canonical.to_dict()["params"] == recipe.to_dict()["params"]:
                 return task
     return None
 
@@ -61,7 +65,11 @@ def dataset_for(name_or_path: str, preset: Preset, progress: bool = True) -> tup
         task = get_task(name_or_path)
         if task.train_task:
             raise RnemBenchError(f"task '{task.name}' is test-only: train on '{task.train_task}' and evaluate at K={task.k_eval}")
-        return open_dataset(task_dataset(task, preset, progress)), task
+        try:
+            path = task_dataset(task, preset, progress)
+        except ImportError as err:
+            raise RnemBenchError(f"cannot generate the '{task.name}' dataset here: {err}") from None
+        return open_dataset(path), task
     path = Path(name_or_path)
     if not path.exists():
         raise RnemBenchError(f"--dataset '{name_or_path}' is neither a task ({', '.join(TASKS)}) nor an existing path")
