@@ -25,7 +25,7 @@ import torch
 
 from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.evaluation.metrics import adjusted_rand_index, bce, mixture_prediction
+from rnem_bench.evaluation.metrics import adjusted_rand_index, assignments, bce, mixture_prediction
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,12 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     if not (t.dtype.is_floating_point or t.dtype in (torch.uint8, torch.bool)):
         raise RnemBenchError(f"{name} must hold probabilities (float), got dtype {t.dtype}")
     t = t.float() if t.dtype in (torch.uint8, torch.bool) else t
-    if not torch.isfinite(t).all():
-        raise RnemBenchError(f"{name} contains NaN or Inf")
-    if t.numel() and (t.min() < 0 or t.max() > 1):
-        raise RnemBenchError(f"{name} has values outside [0, 1] (min {t.min().item():.3g}, max {t.max().item():.3g})")
+    if t.numel():
+        lo, hi = (v.item() for v in torch.aminmax(t))  # one pass; NaN propagates into both
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise RnemBenchError(f"{name} contains NaN or Inf")
+        if lo < 0 or hi > 1:
+            raise RnemBenchError(f"{name} has values outside [0, 1] (min {lo:.3g}, max {hi:.3g})")
     return t
 
 
@@ -106,7 +108,7 @@ class Evaluator:
             s["rbce"] += bce(frame, target, mask).sum(0)
             s["rbase"] += bce(current, target, mask).sum(0)
         if gamma is not None and self.has_groups:
-            s["ari"] += adjusted_rand_index(gamma.argmax(dim=2), truth["groups"][:, 1:]).sum(0)
+            s["ari"] += adjusted_rand_index(assignments(gamma), truth["groups"][:, 1:]).sum(0)
         if "simulation" in predictions:
             self._update_simulation(_as_tensor(predictions["simulation"], "simulation"), truth["features"])
         elif self._sim is not None:
