@@ -1,0 +1,131 @@
+"""The Evaluator as a whole: equal to a direct per-sequence computation, streaming in any batch
+size, lazy Zarr input, datasets without groups (invaders), misuse of the streaming interface."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+from sklearn.metrics import adjusted_rand_score
+
+from rnem_bench.data.store import ChunkTask, DatasetWriter, open_dataset, write_chunk
+from rnem_bench.errors import RnemBenchError
+from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
+from rnem_bench.recipes import Recipe
+
+K = 3
+
+
+def random_mixture(n: int, steps: int, size: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    psi = rng.random((n, steps, K, size, size), dtype=np.float32)
+    gamma = rng.random((n, steps, K, size, size), dtype=np.float32)
+    return {"psi": psi, "gamma": gamma / gamma.sum(axis=2, keepdims=True)}
+
+
+def direct_metrics(ds, preds: dict[str, np.ndarray]) -> dict[str, float]:
+    """The protocol written out sequence by sequence in float64 numpy, with sklearn's ARI."""
+    feats = ds.array("test", "features")[:].astype(np.float64)
+    groups, coll = ds.array("test", "groups")[:], ds.array("test", "collisions")[:]
+    frame = preds["psi"].astype(np.float64).max(axis=2)        # paper footnote 4: max_k psi_k
+    target = feats[:, 1:]
+
+    def bce(p):  # (N, T, H, W) -> (N, T), the probability of the true value floored at 1e-6
+        q = np.where(target == 1, p, 1 - p)
+        return -np.log(np.maximum(q, 1e-6))
+
+    model, base = bce(frame), bce(feats[:, :-1])
+    mask = coll[:, 1:] == 1
+    labels = preds["gamma"].argmax(axis=2)
+    ari = np.array([[adjusted_rand_score(groups[i, t + 1][keep], labels[i, t][keep])
+                     for t in range(target.shape[1])
+                     for keep in [(groups[i, t + 1] != 0) & (groups[i, t + 1] != 255)]]
+                    for i in range(len(feats))])
+    return {
+        "bce_last": model.sum(axis=(2, 3))[:, -1].mean(),
+        "relative_bce_last": model.sum(axis=(2, 3))[:, -1].mean() / base.sum(axis=(2, 3))[:, -1].mean(),
+        "relational_bce_last": (model * mask).sum(axis=(2, 3))[:, -1].mean(),
+        "baseline_relational_bce_last": (base * mask).sum(axis=(2, 3))[:, -1].mean(),
+        "bce_last5": model.sum(axis=(2, 3))[:, -5:].mean(),
+        "ari_mean": ari.mean(),
+        "ari_last": ari[:, -1].mean(),
+    }
+
+
+def test_evaluator_equals_direct_computation(tiny_balls):
+    ds = open_dataset(tiny_balls)
+    preds = random_mixture(16, 8, 64)
+    out = Evaluator(ds, EvalConfig(batch_size=6, last=5)).eval(preds)
+    for name, value in direct_metrics(ds, preds).items():
+        assert out[name] == pytest.approx(value, rel=1e-5), name
+    assert out["k"] == K and out["n_sequences"] == 16 and out["steps"] == 8
+    assert len(out["ari_per_step"]) == len(out["bce_per_step"]) == 8
+
+
+def test_streaming_in_uneven_batches_equals_one_call(tiny_balls):
+    ds = open_dataset(tiny_balls)
+    preds = random_mixture(16, 8, 64, seed=1)
+    whole = Evaluator(ds).eval(preds)
+    ev = Evaluator(ds)
+    for start, stop in [(0, 1), (1, 8), (8, 16)]:
+        ev.update(start, {name: v[start:stop] for name, v in preds.items()})
+    streamed = ev.result()
+    for name in ("bce_last", "relative_bce_last", "relational_bce_last", "ari_mean", "ari_last"):
+        assert streamed[name] == pytest.approx(whole[name], rel=1e-9), name
+
+
+def test_lazy_zarr_predictions_equal_numpy(tiny_balls, tmp_path):
+    preds = random_mixture(16, 8, 64, seed=2)
+    root = zarr.open_group(str(tmp_path / "p.zarr"), mode="w")
+    lazy = {name: root.create_array(name, data=v, chunks=(5, *v.shape[1:])) for name, v in preds.items()}
+    a = Evaluator(tiny_balls, EvalConfig(batch_size=4)).eval(lazy)
+    b = Evaluator(tiny_balls).eval(preds)
+    assert a["bce_last"] == pytest.approx(b["bce_last"]) and a["ari_mean"] == pytest.approx(b["ari_mean"])
+
+
+def test_limit_scores_a_prefix(tiny_balls):
+    preds = random_mixture(16, 8, 64, seed=3)
+    part = Evaluator(tiny_balls, EvalConfig(limit=4)).eval({k: v[:4] for k, v in preds.items()})
+    assert part["n_sequences"] == 4
+
+
+def test_streaming_misuse_is_refused(tiny_balls):
+    preds = random_mixture(16, 8, 64)
+    ev = Evaluator(tiny_balls)
+    with pytest.raises(RnemBenchError, match="in order: expected sequence 0, got 4"):
+        ev.update(4, {name: v[4:8] for name, v in preds.items()})
+    ev.update(0, {name: v[:8] for name, v in preds.items()})
+    with pytest.raises(RnemBenchError, match="cover 8 of 16"):
+        ev.result()
+    with pytest.raises(RnemBenchError, match="gamma has shape"):
+        ev.update(8, {"psi": preds["psi"][8:], "gamma": preds["gamma"][8:, :, :2]})
+
+
+def test_simulation_longer_than_the_sequence_is_refused(tiny_balls):
+    feats = open_dataset(tiny_balls).array("test", "features")[:].astype(np.float32)
+    preds = {"prediction": feats[:, :-1], "simulation": feats[:, :5]}  # 4 observed + 5 > 8 steps
+    with pytest.raises(RnemBenchError, match="simulation of 5 steps after 4 observed frames"):
+        Evaluator(tiny_balls, EvalConfig(sim_observe=4)).eval(preds)
+
+
+@pytest.fixture(scope="module")
+def no_groups_dataset(tmp_path_factory):
+    """An invaders-like dataset: frames and actions only, no groups and no collision masks."""
+    recipe = Recipe("invaders", {"synthetic": True}, seed=0, splits={"test": 6}, chunk_size=6)
+    path = tmp_path_factory.mktemp("ale") / "ale.zarr"
+    writer = DatasetWriter(path, recipe, {"features": (5, 84, 84), "actions": (5,)})
+    rng = np.random.default_rng(0)
+    write_chunk(path, ChunkTask("test", 0, 0, 6), {"features": (rng.random((6, 5, 84, 84)) > 0.9).astype(np.uint8),
+                                                    "actions": rng.integers(0, 5, (6, 5)).astype(np.int16)})
+    writer.finalize()
+    return path
+
+
+def test_dataset_without_groups_reports_no_ari_and_says_so(no_groups_dataset):
+    rng = np.random.default_rng(0)
+    psi = rng.random((6, 4, 4, 84, 84), dtype=np.float32)
+    out = Evaluator(no_groups_dataset).eval({"psi": psi, "gamma": np.full_like(psi, 0.25)})
+    assert out["ari_mean"] is None and out["ari_last"] is None and "ari_per_step" not in out
+    assert any("no groups" in note for note in out["notes"])
+    assert "relational_bce_last" not in out and any("relational BCE not reported" in n for n in out["notes"])
+    assert out["bce_last"] > 0 and out["relative_bce_last"] > 0
