@@ -23,6 +23,16 @@ from rnem_bench.training.harness import Trainer, train
 from rnem_bench.training.resolve import default_rundir, make_config
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The CPU cores are shared with other jobs: two spinning intra-op threads make these tiny
+    models 10-50x slower under load, one thread keeps them fast and steady."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def tiny32(tmp_path_factory) -> Path:
     """32x32 frames (4x cheaper than the shared 64x64 tiny dataset): 32/16/16 sequences, 9 frames."""
@@ -98,15 +108,16 @@ def test_cli_resume_after_sigkill(tiny32, tmp_path):
     train(tiny_config(tiny32, model="rnem", k=2, epochs=3, steps=5), tmp_path / "full", progress=False)
 
     cut = tmp_path / "cut"
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # as in this process: same sums, same bits
     proc = subprocess.Popen([sys.executable, "-c", "from rnem_bench.cli import main; main()", *args, "--out", str(cut)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=one_thread)
     deadline = time.time() + 120
     while time.time() < deadline and len(ckpt.read_log(cut)) < 1:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (cut / ckpt.SUMMARY).exists(), "the run finished before it could be killed"
-    resumed = run_cli(*args, "--out", str(cut), "--resume")
+    resumed = run_cli(*args, "--out", str(cut), "--resume", env={"OMP_NUM_THREADS": "1"})
     assert resumed.returncode == 0, resumed.stderr
     assert "max_epochs: 3 epochs" in resumed.stdout
     _assert_same_run(tmp_path / "full", cut)
@@ -150,7 +161,7 @@ def test_load_run_gives_the_best_model_and_its_config(tiny32, tmp_path):
 
 
 def test_user_errors_are_one_line(tiny32, tmp_path):
-    bad_model = run_cli("run", "nope", "--dataset", str(tiny32))
+    bad_model = run_cli("run", "nope", "--dataset", str(tiny32), env={"OMP_NUM_THREADS": "1"})
     assert bad_model.returncode == 2 and bad_model.stderr.strip() == "error: unknown model 'nope' (known: rnem, rnem-noatt, rnn-em, rnn, lstm)"
     with pytest.raises(RnemBenchError, match="neither a task"):
         make_config("rnem", str(tmp_path / "none.zarr"))
