@@ -76,8 +76,7 @@ def test_perfect_prediction_scores_zero_bce_and_ari_one(tiny_balls):
     psi = gamma * feats[:, 1:, None]
     sim = feats[:, 5:8]  # frames 5..7 after observing frames 0..3
     out = Evaluator(ds, EvalConfig(sim_observe=4)).eval({"psi": psi, "gamma": gamma, "simulation": sim})
-    floor = 64 * 64 * 1.02e-6  # the 1e-6 clamp: a perfect prediction costs at most this much
-    assert out["bce_last"] < floor and out["relational_bce_last"] < floor
+    assert out["bce_last"] == 0.0 and out["relational_bce_last"] == 0.0 and out["bce_last8"] == 0.0
     assert out["ari_mean"] == pytest.approx(1.0) and out["ari_last"] == pytest.approx(1.0)
     assert out["relative_bce_last"] == 0.0 and out["relative_relational_bce_last"] == 0.0
     assert out["simulation_bce"] == [0.0] * 3

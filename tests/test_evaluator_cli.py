@@ -1,26 +1,65 @@
-"""evaluate / score / show on tiny runs and predictions stores, end to end through the CLI."""
+"""evaluate / score / show on tiny runs and predictions stores, end to end through the CLI.
+
+The commands run in-process through the console entry point (``rnem_bench.cli.main``: the same
+argument parsing, exit codes and one-line errors as the installed script) with one torch thread,
+which keeps these tiny models fast on shared cores; test_leaderboard.py runs the real script once.
+"""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 
 import numpy as np
 import pytest
+import torch
 import zarr
 
-from conftest import run_cli
+from rnem_bench.cli import main
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.data.store import open_dataset
 from rnem_bench.evaluation import write_predictions
 from rnem_bench.evaluation.results import read_result
 from rnem_bench.generators.balls import Params
 from rnem_bench.recipes import Recipe
+from rnem_bench.training.harness import train
+from rnem_bench.training.resolve import make_config
+
+SIZE = 32  # 4x cheaper than 64x64; the evaluator and figures do not care
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class Ran:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run_cli(capsys, monkeypatch):
+    """``rnem-bench ARGS...`` in-process: (returncode, stdout, stderr) like subprocess.run."""
+    def run(*args: str) -> Ran:
+        monkeypatch.setattr(sys, "argv", ["rnem-bench", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+    return run
 
 
 @pytest.fixture(scope="module")
 def sim_dataset(tmp_path_factory):
     """21 frames: long enough for 10 observed + 10 simulated steps."""
-    recipe = Recipe("balls", asdict(Params(n_balls=(2, 3), steps=20)), seed=4,
+    recipe = Recipe("balls", asdict(Params(n_balls=(2, 3), steps=20, image_size=SIZE)), seed=4,
                     splits={"train": 16, "valid": 8, "test": 8}, chunk_size=8)
     return generate_dataset(recipe, tmp_path_factory.mktemp("sim") / "sim.zarr", workers=1, progress=False)
 
@@ -28,13 +67,11 @@ def sim_dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def rnem_run(sim_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "rnem"
-    r = run_cli("run", "rnem", "--dataset", str(sim_dataset), "--preset", "tiny", "--k", "2", "--out", str(out),
-                "--device", "cpu")
-    assert r.returncode == 0, r.stderr[-3000:]
+    train(make_config("rnem", str(sim_dataset), "tiny", k=2, device="cpu", progress=False), out, progress=False)
     return out
 
 
-def test_evaluate_writes_a_valid_result_with_simulation(rnem_run, sim_dataset, tmp_path):
+def test_evaluate_writes_a_valid_result_with_simulation(run_cli, rnem_run, sim_dataset, tmp_path):
     out = tmp_path / "result.json"
     r = run_cli("evaluate", str(rnem_run), "--dataset", str(sim_dataset), "--k", "3", "--limit", "4", "--out", str(out))
     assert r.returncode == 0, r.stderr[-3000:]
@@ -46,7 +83,7 @@ def test_evaluate_writes_a_valid_result_with_simulation(rnem_run, sim_dataset, t
     assert result["task"] == "custom" and result["dataset"]["fingerprint"] == open_dataset(sim_dataset).fingerprint
 
 
-def test_show_run_writes_figure2_gif_and_curves(rnem_run, tmp_path):
+def test_show_run_writes_figure2_gif_and_curves(run_cli, rnem_run, tmp_path):
     r = run_cli("show", str(rnem_run), "--index", "1", "--out", str(tmp_path / "fig.png"))
     assert r.returncode == 0, r.stderr[-3000:]
     for name in ("fig.png", "fig_rollout.gif", "training_curves.png"):
@@ -55,7 +92,7 @@ def test_show_run_writes_figure2_gif_and_curves(rnem_run, tmp_path):
     assert r.returncode == 2 and "out of range" in r.stderr
 
 
-def test_score_outside_predictions(sim_dataset, tmp_path):
+def test_score_outside_predictions(run_cli, sim_dataset, tmp_path):
     ds = open_dataset(sim_dataset)
     feats = ds.array("test", "features")[:].astype(np.float32)
     # a "model" from elsewhere: copies the current frame, K=1, and simulates by freezing frame 9
@@ -75,16 +112,16 @@ def test_score_outside_predictions(sim_dataset, tmp_path):
 @pytest.mark.parametrize(
     "arrays,attrs,message",
     [
-        ({"prediction": np.zeros((8, 19, 64, 64), np.float32)}, {}, "prediction must be (N, 20"),
-        ({"prediction": np.full((8, 20, 64, 64), 2.0, np.float32)}, {}, "outside [0, 1]"),
-        ({"prediction": np.full((8, 20, 64, 64), np.nan, np.float32)}, {}, "NaN"),
-        ({"prediction": np.zeros((7, 20, 64, 64), np.float32)}, {}, "covers 7 sequences"),
-        ({"psi": np.zeros((8, 20, 3, 64, 64), np.float32)}, {}, "need 'gamma'"),
-        ({"prediction": np.zeros((8, 20, 64, 64), np.float32)}, {"model": "a b"}, "field 'model'"),
-        ({"prediction": np.zeros((8, 20, 64, 64), np.float32)}, {"rnem_bench_predictions": 7}, "rnem_bench_predictions"),
+        ({"prediction": np.zeros((8, 19, SIZE, SIZE), np.float32)}, {}, "prediction must be (N, 20"),
+        ({"prediction": np.full((8, 20, SIZE, SIZE), 2.0, np.float32)}, {}, "outside [0, 1]"),
+        ({"prediction": np.full((8, 20, SIZE, SIZE), np.nan, np.float32)}, {}, "NaN"),
+        ({"prediction": np.zeros((7, 20, SIZE, SIZE), np.float32)}, {}, "covers 7 sequences"),
+        ({"psi": np.zeros((8, 20, 3, SIZE, SIZE), np.float32)}, {}, "need 'gamma'"),
+        ({"prediction": np.zeros((8, 20, SIZE, SIZE), np.float32)}, {"model": "a b"}, "field 'model'"),
+        ({"prediction": np.zeros((8, 20, SIZE, SIZE), np.float32)}, {"rnem_bench_predictions": 7}, "rnem_bench_predictions"),
     ],
 )
-def test_bad_predictions_give_one_line_errors(sim_dataset, tmp_path, arrays, attrs, message):
+def test_bad_predictions_give_one_line_errors(run_cli, sim_dataset, tmp_path, arrays, attrs, message):
     path = write_predictions(tmp_path / "p.zarr", model="m", task="balls4", **arrays)
     if attrs:
         zarr.open_group(str(path), mode="a").attrs.update(attrs)
@@ -94,7 +131,7 @@ def test_bad_predictions_give_one_line_errors(sim_dataset, tmp_path, arrays, att
     assert len(lines) == 1 and message in lines[0], r.stderr
 
 
-def test_score_refuses_missing_or_foreign_stores(tmp_path, sim_dataset):
+def test_score_refuses_missing_or_foreign_stores(run_cli, tmp_path, sim_dataset):
     r = run_cli("score", str(tmp_path / "nothing.zarr"), "--task", "balls4", "--dataset", str(sim_dataset))
     assert r.returncode == 2 and "not found" in r.stderr
     (tmp_path / "plain").mkdir()
