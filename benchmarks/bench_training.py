@@ -8,6 +8,7 @@ epoch of 50,000 training sequences at that speed.
     python benchmarks/bench_training.py                       # CPU: tiny config, rnem and rnn
     python benchmarks/bench_training.py --config paper        # GPU: batch 64, 30 steps, K=5
     python benchmarks/bench_training.py --dataset PATH        # also time the data loader
+    python benchmarks/bench_training.py --threads 1           # steadier on shared, loaded CPUs
 
 Configs: tiny = 64x64 frames, batch 8, 6 steps; paper = 64x64, batch 64, 30 steps (balls4).
 K = 5 for the mixture models, 1 for rnn and lstm. Compilation time is reported separately.
@@ -116,7 +117,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--no-fast", action="store_true", help="only eager fp32")
     ap.add_argument("--dataset", default=None, help="also time the SequenceLoader on this dataset")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (1 gives steadier figures on shared, loaded cores)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
