@@ -8,7 +8,10 @@ trains and evaluates them.
 
 from __future__ import annotations
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the `tomli` package
+    import tomli as tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
