@@ -29,4 +29,7 @@ GENERATORS: dict[str, str] = {
 def get_generator(name: str) -> ModuleType:
     if name not in GENERATORS:
         raise RnemBenchError(f"unknown generator '{name}' (known: {', '.join(GENERATORS)})")
-    return importlib.import_module(GENERATORS[name])
+    try:
+        return importlib.import_module(GENERATORS[name])
+    except ImportError as err:
+        raise RnemBenchError(f"generator '{name}' cannot be imported: {err}") from None
