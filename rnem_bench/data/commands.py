@@ -274,17 +274,18 @@ def show(target, index, split, out):
 
 # ------------------------------------------------------------------------------------- demo
 @click.command()
-@click.option("--n-seq", default="512/128/128", show_default=True, help="Sizes of the small demo dataset.")
-@click.option("--train/--no-train", default=True, show_default=True, help="Also train and evaluate a quick model.")
+@click.option("--n-seq", default="256/64/64", show_default=True, help="Sizes of the small demo dataset.")
+@click.option("--train/--no-train", default=True, show_default=True, help="Also train, evaluate and draw a quick R-NEM.")
 def demo(n_seq, train):
-    """The README's main job: a small balls4 dataset, described, verified, rendered, then a quick run."""
+    """The README's main job: a small balls4 dataset (generated, described, verified, drawn), then a
+    quick R-NEM run on it, evaluated and drawn. Rerunning it reuses what is already there."""
     from rnem_bench.tasks import get_task
 
     ctx = click.get_current_context()
     task = get_task("balls4")
     recipe = task.recipe(splits=parse_splits(n_seq))
     out = data_dir() / f"balls4-demo-{recipe.fingerprint()}.zarr"
-    click.echo(f"== generate: {n_seq} sequences of {task.name} physics into {out}")
+    click.echo(f"== generate: {n_seq} sequences with the balls4 physics -> {out}")
     path = _run_generation(recipe, out, "unused", None, None, False)
     click.echo("== info")
     ctx.invoke(info, dataset=str(path))
@@ -297,13 +298,15 @@ def demo(n_seq, train):
 
 
 def _demo_train(ctx: click.Context, path: Path) -> None:
-    """Train and evaluate a quick R-NEM when the models are installed (they are in this package)."""
+    """Quick R-NEM on the demo data: train (or finish training), evaluate on 32 test sequences, draw."""
     from rnem_bench.cli import cli
+    from rnem_bench.training.checkpoint import LAST
 
-    for name in ("run",):
-        if cli.get_command(ctx, name) is None:
-            click.echo(f"(skipping training: `rnem-bench {name}` is not available)")
-            return
-    click.echo("== run rnem --preset quick")
-    ctx.invoke(cli.get_command(ctx, "run"), model="rnem", dataset=str(path), preset="quick")
-
+    rundir = data_dir() / "runs" / f"demo-rnem-{path.stem}"
+    click.echo(f"== run rnem --preset quick -> {rundir}")
+    ctx.invoke(cli.get_command(ctx, "run"), model="rnem", dataset=str(path), preset="quick", out=rundir,
+               resume=(rundir / LAST).exists(), device="cpu")
+    click.echo("== evaluate (first 32 test sequences; a CPU runs R-NEM slowly)")
+    ctx.invoke(cli.get_command(ctx, "evaluate"), rundir=rundir, dataset=str(path), limit=32, batch_size=32)
+    click.echo("== show (figure 2 of the paper for test sequence 0, rollout GIF, training curves)")
+    ctx.invoke(show, target=str(rundir), index=0, out=rundir / "figure2.png")
