@@ -98,6 +98,19 @@ def pin_policy(params: Params) -> Params:
     return replace(params, policy=f"dqn:{path.resolve()}", policy_sha256=file_sha256(path))
 
 
+def check_pinned_policy(params: Params) -> None:
+    """A DQN policy file must still be the one whose hash the recipe holds."""
+    from rnem_bench.dqn import parse_policy
+    from rnem_bench.dqn.policy import file_sha256
+
+    kind, path = parse_policy(params.policy)
+    if kind == "dqn":
+        if not path.is_file():
+            raise RnemBenchError(f"DQN checkpoint not found: {path}")
+        if file_sha256(path) != params.policy_sha256:
+            raise RnemBenchError(f"{path} changed since the recipe was made (sha256 differs); it no longer pins these weights")
+
+
 def layout(params: Params) -> dict[str, tuple[int, ...]]:
     t, s = params.frames, params.image_size
     return {"features": (t, s, s), "actions": (t,), "episode": (), "step_offset": ()}
@@ -110,6 +123,7 @@ def attrs(params: Params) -> dict[str, Any]:
     ale_py = require_ale()
     import gymnasium
 
+    check_pinned_policy(params)  # every run, even when this process cached a recorder earlier
     recorder = _recorder(params)
     return {
         "has_groups": False,
@@ -126,15 +140,12 @@ class Recorder:
 
     def __init__(self, params: Params, game=None, policy=None):
         from rnem_bench.dqn.ale import AtariGame, FrameStack
-        from rnem_bench.dqn import parse_policy
-        from rnem_bench.dqn.policy import RandomPolicy, file_sha256, make_policy
+        from rnem_bench.dqn.policy import RandomPolicy, make_policy
 
         self.params = params
         self.game = game if game is not None else AtariGame(params.env())
         if policy is None:
-            kind, path = parse_policy(params.policy)
-            if kind == "dqn" and file_sha256(path) != params.policy_sha256:
-                raise RnemBenchError(f"{path} changed since the recipe was made (sha256 differs); it no longer pins these weights")
+            check_pinned_policy(params)
             policy = make_policy(params.policy, params.game, self.game.n_actions, params.epsilon)
         self.policy = policy
         self.needs_stack = not isinstance(policy, RandomPolicy)  # the random policy never looks
