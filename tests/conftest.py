@@ -37,6 +37,18 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
     )
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The CPU cores are shared with other jobs: two spinning intra-op threads make the tiny
+    models of the tests 10-50x slower under load, one thread keeps them fast and steady."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 

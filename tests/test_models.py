@@ -12,16 +12,6 @@ from rnem_bench.models import MODELS, build_model, predict, rollout
 from rnem_bench.models.nem import e_step, init_gamma, nem_loss
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The CPU cores are shared with other jobs: two spinning intra-op threads make these tiny
-    models 10-50x slower under load, one thread keeps them fast and steady."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def frames(b: int, t: int, size: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(b, t, size, size, generator=g) > 0.85).to(torch.uint8)

@@ -7,23 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from rnem_bench.cli import cli
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.training.baselines import BASELINES_DIR, BaselineRun, load_baselines, recipes_for
 from rnem_bench.training.reproduce import Job, Outcome, aggregate, check_claims, print_table, select_jobs, write_summary
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The CPU cores are shared with other jobs: two spinning intra-op threads make these tiny
-    models 10-50x slower under load, one thread keeps them fast and steady."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_baselines_cover_the_papers_comparison():

@@ -23,16 +23,6 @@ from rnem_bench.training.harness import Trainer, train
 from rnem_bench.training.resolve import default_rundir, make_config
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The CPU cores are shared with other jobs: two spinning intra-op threads make these tiny
-    models 10-50x slower under load, one thread keeps them fast and steady."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tiny32(tmp_path_factory) -> Path:
     """32x32 frames (4x cheaper than the shared 64x64 tiny dataset): 32/16/16 sequences, 9 frames."""
