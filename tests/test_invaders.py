@@ -257,7 +257,21 @@ def test_policy_for_another_game_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def test_cli_bad_input_gives_one_line_errors(tmp_path):
+def invoke(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """The console entry point in this process (a subprocess per case costs seconds of imports)."""
+    from rnem_bench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["rnem-bench", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+def test_cli_bad_input_gives_one_line_errors(tmp_path, monkeypatch, capsys):
     wrong = tmp_path / "wrong.pt"
     torch.save({k: v[..., :1] if v.ndim > 1 else v for k, v in NatureDQN(6).state_dict().items()}, wrong)
     text = tmp_path / "notes.pt"
@@ -270,26 +284,25 @@ def test_cli_bad_input_gives_one_line_errors(tmp_path):
         (["--policy", "greedy"], "--policy must be 'random' or 'dqn:PATH'"),
     ]
     for extra, message in cases:
-        out = run_cli("generate", "invaders", "--n-seq", "0/0/1", "--out", str(tmp_path / "x.zarr"), "--quiet", *extra)
-        assert out.returncode == 2, (extra, out.stderr)
-        lines = out.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (extra, out.stderr)
+        code, err = invoke(monkeypatch, capsys, "generate", "invaders", "--n-seq", "0/0/1", "--quiet",
+                           "--out", str(tmp_path / "x.zarr"), *extra)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (extra, err)
     assert not (tmp_path / "x.zarr").exists()
 
 
-def test_missing_ale_py_names_the_extra(tmp_path):
-    code = ("import sys; sys.modules['ale_py'] = None\n"
-            "from rnem_bench.cli import main; main()")
-    out = subprocess.run([sys.executable, "-c", code, "generate", "invaders", "--n-seq", "0/0/1", "--quiet",
-                          "--out", str(tmp_path / "x.zarr")], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == ["error: the Atari recorder needs gymnasium and ale-py "
-                                               "(ale_py is missing): pip install rnem-bench[atari]"]
+def test_missing_ale_py_names_the_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ale_py", None)  # what `import ale_py` meets when it is not installed
+    code, err = invoke(monkeypatch, capsys, "generate", "invaders", "--n-seq", "0/0/1", "--quiet",
+                       "--out", str(tmp_path / "x.zarr"))
+    assert code == 2
+    assert err.strip().splitlines() == ["error: the Atari recorder needs gymnasium and ale-py "
+                                        "(ale_py is missing): pip install rnem-bench[atari]"]
 
 
-def test_generate_task_invaders_small(tmp_path):
-    out = run_cli("generate", "--task", "invaders", "--n-seq", "0/0/2", "--chunk-size", "2", "--workers", "1",
-                  "--quiet", "--out", str(tmp_path / "inv.zarr"))
-    assert out.returncode == 0, out.stderr
+def test_generate_task_invaders_small(tmp_path, monkeypatch, capsys):
+    code, err = invoke(monkeypatch, capsys, "generate", "--task", "invaders", "--n-seq", "0/0/2", "--chunk-size", "2",
+                       "--workers", "1", "--quiet", "--out", str(tmp_path / "inv.zarr"))
+    assert code == 0, err
     ds = open_dataset(tmp_path / "inv.zarr")
     assert ds.array("test", "features").shape == (2, 26, 84, 84) and ds.recipe.params["policy"] == "random"

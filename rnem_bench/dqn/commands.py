@@ -72,10 +72,11 @@ def _policy_path(target: str) -> Path:
 @click.option("--game", default=None, help="Default: the checkpoint's game, else SpaceInvaders.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--sticky-actions", type=float, default=0.0, show_default=True)
+@click.option("--max-episode-frames", type=int, default=108_000, show_default=True, help="Raw frames before an episode is cut.")
 @click.option("--compare-random/--no-compare-random", default=True, show_default=True,
               help="Also play the same episodes with the random policy.")
 @click.option("--device", default="cpu", show_default=True)
-def eval_(policy, episodes, epsilon, game, seed, sticky_actions, compare_random, device):
+def eval_(policy, episodes, epsilon, game, seed, sticky_actions, max_episode_frames, compare_random, device):
     """Mean episode return of POLICY (a DQN checkpoint, a run directory, or 'random')."""
     import torch
 
@@ -90,7 +91,7 @@ def eval_(policy, episodes, epsilon, game, seed, sticky_actions, compare_random,
     path = None if policy == "random" else _policy_path(policy)
     if path is not None and game is None:
         game = load_policy_record(path)["game"]
-    env = EnvConfig(game=game or "SpaceInvaders", sticky_actions=sticky_actions)
+    env = EnvConfig(game=game or "SpaceInvaders", sticky_actions=sticky_actions, max_episode_frames=max_episode_frames)
     atari = AtariGame(env)
     players = {}
     if path is not None:

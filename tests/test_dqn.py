@@ -1,0 +1,226 @@
+"""DQN: the Nature network, policy files (validated, foreign ones refused), the replay buffer's
+stacks across episode ends and wrap-around, and a few hundred CPU training steps that save,
+reload, resume bit for bit and keep a finite loss. ``dqn eval`` against the random policy."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from rnem_bench.dqn.network import NatureDQN
+from rnem_bench.dqn.policy import GreedyQPolicy, load_network, load_policy_record, policy_dict
+from rnem_bench.dqn.replay import ReplayBuffer
+from rnem_bench.errors import RnemBenchError
+
+pytest.importorskip("ale_py")
+
+
+def test_nature_dqn_shapes_and_size():
+    net = NatureDQN(6)
+    q = net(torch.zeros(2, 4, 84, 84, dtype=torch.uint8))
+    assert q.shape == (2, 6) and q.dtype == torch.float32
+    # Mnih et al. 2015: 32x8x8/4, 64x4x4/2, 64x3x3/1, fc 512 on the 7x7x64 map, one output per action
+    expected = (4 * 32 * 64 + 32) + (32 * 64 * 16 + 64) + (64 * 64 * 9 + 64) + (3136 * 512 + 512) + (512 * 6 + 6)
+    assert sum(p.numel() for p in net.parameters()) == expected
+
+
+# ------------------------------------------------------------------------------- policy files
+def test_policy_file_round_trip_and_bare_state_dicts(tmp_path):
+    torch.manual_seed(0)
+    net = NatureDQN(6)
+    torch.save(policy_dict(net, "SpaceInvaders", agent_steps=123), tmp_path / "p.pt")
+    record = load_policy_record(tmp_path / "p.pt")
+    assert record["game"] == "SpaceInvaders" and record["n_actions"] == 6 and record["agent_steps"] == 123
+    loaded = load_network(tmp_path / "p.pt", "SpaceInvaders", 6)
+    x = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    torch.testing.assert_close(loaded(x), net(x), rtol=0, atol=0)
+    # a compatible Nature-DQN state dict from elsewhere is accepted (game unknown)
+    torch.save(net.state_dict(), tmp_path / "bare.pt")
+    assert load_policy_record(tmp_path / "bare.pt")["game"] is None
+    stack = x[0].numpy()
+    assert GreedyQPolicy(load_network(tmp_path / "bare.pt"), epsilon=0.0).act(stack, np.random.default_rng(0)) == \
+        int(net(x[:1]).argmax())
+
+
+class Foreign:  # pickled objects must never be unpickled
+    pass
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: {k: v[:, :2] if k == "conv1.weight" else v for k, v in NatureDQN(6).state_dict().items()},
+     r"conv1.weight has shape \(32, 2, 8, 8\), expected \(32, 4, 8, 8\)"),
+    (lambda: {k: v for k, v in NatureDQN(6).state_dict().items() if k != "fc.bias"}, "missing \\['fc.bias'\\]"),
+    (lambda: {**NatureDQN(6).state_dict(), "extra.weight": torch.zeros(1)}, "unexpected \\['extra.weight'\\]"),
+    (lambda: {"net.0.weight": torch.zeros(32, 4, 8, 8)}, "no 'out.weight'"),
+    (lambda: {"format": "something-else", "state_dict": {}}, "not an rnem-bench DQN policy"),
+    (lambda: {**NatureDQN(6).state_dict(), "out.bias": torch.full((6,), float("nan"))}, "NaN"),
+    (lambda: [1, 2, 3], "expected a dict of tensors"),
+    (lambda: Foreign(), "not a readable PyTorch weights file"),
+])
+def test_foreign_or_wrong_checkpoints_are_refused(tmp_path, make, match):
+    path = tmp_path / "bad.pt"
+    torch.save(make(), path)
+    with pytest.raises(RnemBenchError, match=match):
+        load_network(path)
+
+
+def test_policy_must_fit_the_game(tmp_path):
+    torch.save(policy_dict(NatureDQN(4), "SpaceInvaders", 0), tmp_path / "p4.pt")
+    with pytest.raises(RnemBenchError, match="has 4 actions"):
+        load_network(tmp_path / "p4.pt", "SpaceInvaders", 6)
+    torch.save(policy_dict(NatureDQN(6), "Pong", 0), tmp_path / "pong.pt")
+    with pytest.raises(RnemBenchError, match="policy for Pong, not SpaceInvaders"):
+        load_network(tmp_path / "pong.pt", "SpaceInvaders", 6)
+
+
+# -------------------------------------------------------------------------------- replay buffer
+def fill(buffer: ReplayBuffer, episodes: list[int]) -> None:
+    """Frames whose every pixel is 10 * episode + t + 1 (so 0 means padding)."""
+    for e, length in enumerate(episodes):
+        for t in range(length):
+            frame = torch.full((84, 84), 10 * e + t + 1, dtype=torch.uint8)
+            buffer.add(frame, action=t % 3, reward=float(t), done=t == length - 1, episode=e, t=t)
+
+
+def decode(stacks: torch.Tensor) -> np.ndarray:
+    return stacks[:, :, 0, 0].numpy().astype(int)
+
+
+def test_replay_stacks_pad_episode_starts_and_never_mix_episodes():
+    buffer = ReplayBuffer(100)
+    fill(buffer, [6, 2, 5])
+    batch = buffer.sample(256, torch.Generator().manual_seed(0))
+    obs, nxt, done = decode(batch["obs"]), decode(batch["next_obs"]), batch["done"].numpy()
+    for o, n, d, r in zip(obs, nxt, done, batch["reward"].numpy()):
+        newest = o[-1] - 1
+        e, t = divmod(newest, 10)
+        assert r == t
+        want = [10 * e + s + 1 if s >= 0 else 0 for s in range(t - 3, t + 1)]
+        assert list(o) == want  # zeros before the episode's first frame, never a previous episode
+        if not d:
+            assert list(n) == want[1:] + [newest + 2]
+    assert done.any() and not done.all()
+
+
+def test_replay_wraparound_skips_overwritten_history():
+    buffer = ReplayBuffer(10)
+    fill(buffer, [8, 7])  # 15 steps into 10 slots: the first episode's first 5 steps are gone
+    assert len(buffer) == 10
+    batch = buffer.sample(500, torch.Generator().manual_seed(1))
+    for o in decode(batch["obs"]):
+        e, t = divmod(o[-1] - 1, 10)
+        assert list(o) == [10 * e + s + 1 if s >= 0 else 0 for s in range(t - 3, t + 1)]
+        assert not (e == 0 and t < 8), "episode 0's steps 5..7 lack their history; 0..4 are overwritten"
+    # the newest step has no successor yet: only sampled if it ended its episode (it does here)
+    state = buffer.state_dict()
+    again = ReplayBuffer(10)
+    again.load_state_dict(state)
+    gen = torch.Generator().manual_seed(2)
+    assert torch.equal(again.sample(8, gen)["obs"], buffer.sample(8, torch.Generator().manual_seed(2))["obs"])
+
+
+# ------------------------------------------------------------------------------------- training
+def tiny_config(**overrides):
+    from rnem_bench.dqn.trainer import DQNConfig
+
+    base = dict(steps=240, device="cpu", buffer_size=400, batch_size=8, learning_starts=40, train_every=4,
+                target_update=50, eps_decay_steps=150, checkpoint_every=120, max_episode_frames=320)
+    return DQNConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from rnem_bench.dqn.trainer import train_dqn
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("dqn") / "run"
+    summary = train_dqn(tiny_config(), out, progress=False)
+    return out, summary
+
+
+def test_trainer_runs_saves_and_reloads(trained_run):
+    from rnem_bench.dqn.trainer import read_log
+
+    out, summary = trained_run
+    assert summary["agent_steps"] == 240 and summary["stopped"] == "steps"
+    assert {p.name for p in out.iterdir()} >= {"config.json", "log.jsonl", "train.pt", "policy.pt"}
+    log = read_log(out)
+    # episodes are cut at 320 raw frames (the no-op start included): at most 80 agent steps each
+    assert len(log) >= 3 and all(72 <= e["length"] <= 80 for e in log)
+    assert [e["agent_step"] for e in log] == list(np.cumsum([e["length"] for e in log]))
+    losses = [e["loss"] for e in log if e["loss"] is not None]
+    assert losses and all(np.isfinite(losses)) and all(np.isfinite(e["return"]) for e in log)
+    net = load_network(out / "policy.pt", "SpaceInvaders", 6)
+    assert load_policy_record(out / "policy.pt")["agent_steps"] == 240
+    assert load_policy_record(out / "train.pt")["agent_steps"] == 240  # the training checkpoint works as a policy
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    assert not torch.equal(net.out.weight, (torch.manual_seed(0), NatureDQN(6))[1].out.weight), "weights must have moved"
+
+
+def test_resume_equals_the_uninterrupted_run(trained_run, tmp_path):
+    from rnem_bench.dqn.trainer import read_log, train_dqn
+
+    full, _ = trained_run
+    out = tmp_path / "split"
+    train_dqn(tiny_config(steps=100), out, progress=False)  # stops mid-episode, 60 steps after the first update
+    summary = train_dqn(tiny_config(), out, resume=True, progress=False)
+    assert summary["agent_steps"] == 240
+    a = load_policy_record(full / "policy.pt")["state_dict"]
+    b = load_policy_record(out / "policy.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert read_log(out) == [{**e, "seconds": f["seconds"]} for e, f in zip(read_log(full), read_log(out))]
+
+
+def test_run_dir_misuse_is_refused(trained_run, tmp_path):
+    from rnem_bench.dqn.trainer import train_dqn
+
+    out, _ = trained_run
+    with pytest.raises(RnemBenchError, match="pass --resume"):
+        train_dqn(tiny_config(), out, progress=False)
+    with pytest.raises(RnemBenchError, match="differ from the saved run: lr"):
+        train_dqn(tiny_config(lr=1.0), out, resume=True, progress=False)
+    with pytest.raises(RnemBenchError, match="nothing to resume"):
+        train_dqn(tiny_config(), tmp_path / "empty", resume=True, progress=False)
+    with pytest.raises(RnemBenchError, match="learning_starts"):
+        train_dqn(tiny_config(learning_starts=2), tmp_path / "bad", progress=False)
+
+
+def test_eval_command_compares_with_random(trained_run, monkeypatch, capsys):
+    from rnem_bench.cli import main
+
+    out, _ = trained_run
+    monkeypatch.setattr(sys, "argv", ["rnem-bench", "dqn", "eval", str(out), "--episodes", "1", "--seed", "3",
+                                      "--max-episode-frames", "400"])
+    main()
+    text = capsys.readouterr().out
+    assert f"{out / 'policy.pt'}: mean return" in text and "random: mean return" in text
+    assert "the DQN policy is" in text and "than random" in text  # 240 steps of training: either verdict
+
+
+def test_train_command_writes_a_policy(tmp_path, monkeypatch, capsys):
+    from rnem_bench.cli import main
+
+    out = tmp_path / "cli"
+    monkeypatch.setattr(sys, "argv", ["rnem-bench", "dqn", "train", "--out", str(out), "--steps", "60", "--device", "cpu",
+                                      "--buffer-size", "100", "--batch-size", "4", "--learning-starts", "20",
+                                      "--checkpoint-every", "1000", "--quiet"])
+    main()
+    summary = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert summary["agent_steps"] == 60 and (out / "policy.pt").exists()
+    assert json.loads((out / "config.json").read_text())["buffer_size"] == 100
+
+
+@pytest.mark.gpu
+def test_training_on_cuda_keeps_the_buffer_on_the_gpu(tmp_path):
+    from rnem_bench.dqn.trainer import DQNTrainer
+
+    trainer = DQNTrainer(replace(tiny_config(), device="cuda", steps=80), tmp_path, progress=False)
+    (tmp_path / "log.jsonl").touch()
+    trainer.run()
+    assert trainer.replay.frames.is_cuda and trainer.step == 80
+    assert load_policy_record(tmp_path / "policy.pt")["agent_steps"] == 80
