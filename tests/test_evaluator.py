@@ -129,3 +129,15 @@ def test_dataset_without_groups_reports_no_ari_and_says_so(no_groups_dataset):
     assert any("no groups" in note for note in out["notes"])
     assert "relational_bce_last" not in out and any("relational BCE not reported" in n for n in out["notes"])
     assert out["bce_last"] > 0 and out["relative_bce_last"] > 0
+
+
+@pytest.mark.gpu
+def test_metrics_on_cuda_equal_cpu(tiny_balls):
+    """EvalConfig(device="cuda") (what `evaluate --device cuda` uses) scores exactly like the CPU."""
+    feats = open_dataset(tiny_balls).array("test", "features")[:].astype(np.float32)
+    preds = {**random_mixture(16, 8, 64, seed=5), "simulation": feats[:, 5:8]}
+    cpu = Evaluator(tiny_balls, EvalConfig(sim_observe=4)).eval(preds)
+    gpu = Evaluator(tiny_balls, EvalConfig(sim_observe=4, device="cuda")).eval(preds)
+    for name in ("bce_last", "baseline_bce_last", "relational_bce_last", "ari_mean", "ari_last"):
+        assert gpu[name] == pytest.approx(cpu[name], rel=1e-5), name
+    assert gpu["simulation_bce"] == pytest.approx(cpu["simulation_bce"], rel=1e-5)

@@ -32,7 +32,7 @@ def _echo_summary(result: dict, path: Path) -> None:
 @click.option("--k", type=int, default=None, help="Components at test time (default: the task's, 8 on balls678).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--limit", type=int, default=None, help="Only the first N test sequences (not leaderboard-valid).")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="Where the model and the metrics run (cpu, cuda, cuda:1).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Result file (default RUNDIR/result-TASK.json).")
 def evaluate(rundir, task, dataset, k, batch_size, limit, device, out):
     """Score RUNDIR's best checkpoint on a test split and write a result file."""

@@ -12,6 +12,7 @@ step t predicting frame t + 1:
 T must equal the dataset's steps (frames - 1). The evaluator reads the true frames, groups and
 collision masks itself, batch by batch, so a 10,000-sequence test set never has to fit in memory;
 ``update``/``result`` is the same computation for callers that produce predictions batch by batch.
+The metrics are plain torch: ``EvalConfig(device="cuda")`` runs them beside a GPU model.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import torch
 
 from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.evaluation.metrics import adjusted_rand_index, assignments, bce, mixture_prediction
+from rnem_bench.evaluation.metrics import (
+    adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, mixture_prediction,
+)
 
 
 @dataclass(frozen=True)
@@ -35,18 +38,15 @@ class EvalConfig:
     last: int = 10             # "mean of the last 10 steps"
     sim_observe: int = 10      # real frames seen before a simulation
     limit: int | None = None   # score only the first `limit` sequences (tests, quick looks)
+    device: str = "cpu"        # where the metrics run: beside a GPU model, its GPU keeps them cheap
 
 
-def _as_tensor(x: Any, name: str) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        t = x.detach().cpu()
-    else:
-        t = torch.from_numpy(np.asarray(x))
-    if t.dtype == torch.float16 or t.dtype == torch.bfloat16:
-        t = t.float()
+def _as_tensor(x: Any, name: str, device: str = "cpu") -> torch.Tensor:
+    t = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
     if not (t.dtype.is_floating_point or t.dtype in (torch.uint8, torch.bool)):
         raise RnemBenchError(f"{name} must hold probabilities (float), got dtype {t.dtype}")
-    t = t.float() if t.dtype in (torch.uint8, torch.bool) else t
+    # the metrics run in float32 on contiguous memory (a no-op for the usual float32 CPU arrays)
+    t = t.to(device=device, dtype=torch.float32).contiguous()
     if t.numel():
         lo, hi = (v.item() for v in torch.aminmax(t))  # one pass; NaN propagates into both
         if not (np.isfinite(lo) and np.isfinite(hi)):
@@ -78,6 +78,7 @@ class Evaluator:
         self.size = self.ds.array(config.split, "features").shape[-1]
         self.has_groups = self.ds.has_groups
         self.has_collisions = "collisions" in self.ds.arrays
+        self.device = torch.device(config.device)
         self.reset()
 
     # ------------------------------------------------------------------ streaming interface
@@ -85,8 +86,8 @@ class Evaluator:
         T = self.steps
         self._seen = 0
         self._k: int | None = None
-        self._sums = {name: torch.zeros(T, dtype=torch.float64) for name in ("bce", "base", "rbce", "rbase", "ari")}
-        self._ari_frames = 0
+        self._sums = {name: torch.zeros(T, dtype=torch.float64, device=self.device)
+                      for name in ("bce", "base", "rbce", "rbase", "ari")}
         self._sim: dict[str, torch.Tensor] | None = None
 
     def update(self, start: int, predictions: Mapping[str, Any]) -> None:
@@ -101,16 +102,19 @@ class Evaluator:
         truth = self._truth(start, stop)
         target, current = truth["features"][:, 1:], truth["features"][:, :-1]
         s = self._sums
-        s["bce"] += bce(frame, target).sum(0)
-        s["base"] += bce(current, target).sum(0)              # copy-current-frame baseline
+        s["base"] += copy_frame_bce(current, target).sum(0)   # copy-current-frame baseline
         if self.has_collisions:
             mask = truth["collisions"][:, 1:]
-            s["rbce"] += bce(frame, target, mask).sum(0)
-            s["rbase"] += bce(current, target, mask).sum(0)
+            model, relational = bce_and_masked(frame, target, mask)
+            s["bce"] += model.sum(0)
+            s["rbce"] += relational.sum(0)
+            s["rbase"] += copy_frame_bce(current, target, mask).sum(0)
+        else:
+            s["bce"] += bce(frame, target).sum(0)
         if gamma is not None and self.has_groups:
             s["ari"] += adjusted_rand_index(assignments(gamma), truth["groups"][:, 1:]).sum(0)
         if "simulation" in predictions:
-            self._update_simulation(_as_tensor(predictions["simulation"], "simulation"), truth["features"])
+            self._update_simulation(_as_tensor(predictions["simulation"], "simulation", self.device), truth["features"])
         elif self._sim is not None:
             raise RnemBenchError("'simulation' is given for some batches and missing for others")
         self._k = k
@@ -121,7 +125,7 @@ class Evaluator:
         if self._seen != self.n:
             raise RnemBenchError(f"predictions cover {self._seen} of {self.n} {self.config.split} sequences")
         n, last = self.n, min(self.config.last, self.steps)
-        per = {name: (v / n) for name, v in self._sums.items()}
+        per = {name: (v.cpu() / n) for name, v in self._sums.items()}
         out: dict[str, Any] = {"n_sequences": n, "steps": self.steps, "k": self._k, "notes": []}
 
         def summary(prefix: str, model: torch.Tensor, base: torch.Tensor) -> None:
@@ -147,8 +151,8 @@ class Evaluator:
                                                           else "single-frame predictions (no gamma)"))
         if self._sim is not None:
             out["sim_observe"] = self.config.sim_observe
-            out["simulation_bce"] = (self._sim["model"] / n).tolist()
-            out["baseline_simulation_bce"] = (self._sim["base"] / n).tolist()
+            out["simulation_bce"] = (self._sim["model"].cpu() / n).tolist()
+            out["baseline_simulation_bce"] = (self._sim["base"].cpu() / n).tolist()
         else:
             out["sim_observe"] = out["simulation_bce"] = out["baseline_simulation_bce"] = None
         return out
@@ -171,26 +175,27 @@ class Evaluator:
     # ------------------------------------------------------------------------- helpers
     def _truth(self, start: int, stop: int) -> dict[str, torch.Tensor]:
         names = ["features"] + (["groups"] if self.has_groups else []) + (["collisions"] if self.has_collisions else [])
-        return {name: torch.from_numpy(self.ds.array(self.config.split, name)[start:stop]) for name in names}
+        return {name: torch.from_numpy(self.ds.array(self.config.split, name)[start:stop]).to(self.device)
+                for name in names}
 
     def _frame_predictions(self, p: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None, int]:
         T, S = self.steps, self.size
         if "psi" in p:
             if "prediction" in p:
                 raise RnemBenchError("give either 'psi' (+ 'gamma') or 'prediction', not both")
-            psi = _as_tensor(p["psi"], "psi")
+            psi = _as_tensor(p["psi"], "psi", self.device)
             if psi.ndim != 5 or psi.shape[1] != T or psi.shape[-2:] != (S, S):
                 raise RnemBenchError(f"psi must be (N, {T}, K, {S}, {S}), got {tuple(psi.shape)}")
             gamma = None
             if "gamma" in p:
-                gamma = _as_tensor(p["gamma"], "gamma")
+                gamma = _as_tensor(p["gamma"], "gamma", self.device)
                 if gamma.shape != psi.shape:
                     raise RnemBenchError(f"gamma has shape {tuple(gamma.shape)}, psi has {tuple(psi.shape)}")
             elif psi.shape[2] > 1:
                 raise RnemBenchError("mixture predictions (K > 1) need 'gamma' as well as 'psi'")
             return mixture_prediction(psi), gamma, psi.shape[2]
         if "prediction" in p:
-            frame = _as_tensor(p["prediction"], "prediction")
+            frame = _as_tensor(p["prediction"], "prediction", self.device)
             if frame.ndim != 4 or frame.shape[1] != T or frame.shape[-2:] != (S, S):
                 raise RnemBenchError(f"prediction must be (N, {T}, {S}, {S}), got {tuple(frame.shape)}")
             return frame, None, 1
@@ -205,12 +210,12 @@ class Evaluator:
             raise RnemBenchError(f"simulation of {S} steps after {obs} observed frames needs {obs + S + 1} frames, "
                                  f"the dataset has {features.shape[1]}")
         target = features[:, obs + 1 : obs + 1 + S]
-        base = features[:, obs - 1 : obs].expand_as(target)  # copy the last observed frame
+        base = features[:, obs - 1 : obs]  # copy the last observed frame (broadcast over S)
         if self._sim is None:
             if self._seen:
                 raise RnemBenchError("'simulation' is given for some batches and missing for others")
-            self._sim = {"model": torch.zeros(S, dtype=torch.float64), "base": torch.zeros(S, dtype=torch.float64)}
+            self._sim = {name: torch.zeros(S, dtype=torch.float64, device=self.device) for name in ("model", "base")}
         if self._sim["model"].shape[0] != S:
             raise RnemBenchError("simulation length differs between batches")
         self._sim["model"] += bce(sim, target).sum(0)
-        self._sim["base"] += bce(base, target).sum(0)
+        self._sim["base"] += copy_frame_bce(base, target).sum(0)

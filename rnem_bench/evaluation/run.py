@@ -38,7 +38,7 @@ def evaluate_run(
     path = Path(dataset) if dataset is not None else resolve_dataset_path(task) if task else Path(cfg.dataset)
     ds = open_dataset(path)
     k = k or (get_task(task).k_eval if task else cfg.k)
-    evaluator = Evaluator(ds, EvalConfig(split=split, batch_size=batch_size, limit=limit))
+    evaluator = Evaluator(ds, EvalConfig(split=split, batch_size=batch_size, limit=limit, device=device))
     frames = evaluator.steps + 1
     simulate = frames >= evaluator.config.sim_observe + SIM_STEPS + 1
     arrays = ("features", "actions") if cfg.use_actions else ("features",)
