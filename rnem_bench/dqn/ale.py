@@ -127,20 +127,26 @@ class AtariGame:
     def step(self, action: int, rng: np.random.Generator) -> Step:
         """One agent step; ``rng`` draws the sticky-action repeats (not touched when they are off)."""
         ale, skip, p = self.ale, self.config.frame_skip, self.config.sticky_actions
-        sticky = rng.random(skip) < p if p > 0 else np.zeros(skip, dtype=bool)
-        self._screens[0] = 0  # with frame_skip 1 (or an episode ending early) there is nothing to pool
+        sticky = rng.random(skip) < p if p > 0 else None
+        first, last = self._screens
         reward = 0.0
         for i in range(skip):
-            if not sticky[i]:
+            if sticky is None or not sticky[i]:
                 self._last = action
             reward += ale.act(self.actions[self._last])
-            if i >= skip - 2:
-                ale.getScreenGrayscale(self._screens[i - skip + 2])
             if ale.game_over():
-                ale.getScreenGrayscale(self._screens[1])
+                if i < skip - 1:                  # ended early: no pair of final screens to pool
+                    first[:] = 0
+                ale.getScreenGrayscale(last)
                 break
+            if i == skip - 2:
+                ale.getScreenGrayscale(first)
+            elif i == skip - 1:
+                ale.getScreenGrayscale(last)
+        if skip == 1:
+            first[:] = 0
         return Step(
-            screen=self._screens.max(axis=0),
+            screen=np.maximum(first, last),
             reward=reward,
             terminated=ale.game_over(with_truncation=False),
             truncated=ale.game_truncated(),
