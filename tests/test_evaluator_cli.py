@@ -30,6 +30,7 @@ SIZE = 32  # 4x cheaper than 64x64; the evaluator and figures do not care
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
+    """conftest's fixture, widened to the module so that it also covers the training in `rnem_run`."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
