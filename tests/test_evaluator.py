@@ -89,6 +89,15 @@ def test_limit_scores_a_prefix(tiny_balls):
     assert part["n_sequences"] == 4
 
 
+def test_k1_psi_gamma_equals_a_single_frame_and_reports_no_ari(tiny_balls):
+    """rnn/lstm give psi and gamma with K=1: scored like one frame per step, no ARI."""
+    frame = np.random.default_rng(4).random((16, 8, 64, 64), dtype=np.float32)
+    k1 = Evaluator(tiny_balls).eval({"psi": frame[:, :, None], "gamma": np.ones_like(frame[:, :, None])})
+    single = Evaluator(tiny_balls).eval({"prediction": frame})
+    assert k1["bce_last"] == single["bce_last"] and k1["k"] == single["k"] == 1
+    assert k1["ari_mean"] is None and any("K=1" in note for note in k1["notes"])
+
+
 def test_streaming_misuse_is_refused(tiny_balls):
     preds = random_mixture(16, 8, 64)
     ev = Evaluator(tiny_balls)

@@ -84,6 +84,16 @@ def test_evaluate_writes_a_valid_result_with_simulation(run_cli, rnem_run, sim_d
     assert result["task"] == "custom" and result["dataset"]["fingerprint"] == open_dataset(sim_dataset).fingerprint
 
 
+def test_evaluate_on_another_task_uses_its_k(run_cli, rnem_run, sim_dataset, tmp_path):
+    """The extrapolation protocol: a run trained at K=2 evaluated on balls678 gets that task's K=8."""
+    out = tmp_path / "r.json"
+    r = run_cli("evaluate", str(rnem_run), "--task", "balls678", "--dataset", str(sim_dataset), "--limit", "2",
+                "--out", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = read_result(out)
+    assert result["task"] == "balls678" and result["model"]["k"] == 8 and result["metrics"]["k"] == 8
+
+
 def test_show_run_writes_figure2_gif_and_curves(run_cli, rnem_run, tmp_path):
     r = run_cli("show", str(rnem_run), "--index", "1", "--out", str(tmp_path / "fig.png"))
     assert r.returncode == 0, r.stderr[-3000:]

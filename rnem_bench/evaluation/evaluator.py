@@ -111,7 +111,7 @@ class Evaluator:
             s["rbase"] += copy_frame_bce(current, target, mask).sum(0)
         else:
             s["bce"] += bce(frame, target).sum(0)
-        if gamma is not None and self.has_groups:
+        if gamma is not None and k > 1 and self.has_groups:
             s["ari"] += adjusted_rand_index(assignments(gamma), truth["groups"][:, 1:]).sum(0)
         if "simulation" in predictions:
             self._update_simulation(_as_tensor(predictions["simulation"], "simulation", self.device), truth["features"])
@@ -148,7 +148,7 @@ class Evaluator:
         else:
             out["ari_mean"] = out["ari_last"] = None
             out["notes"].append("ARI not reported: " + ("the dataset has no groups" if not self.has_groups
-                                                          else "single-frame predictions (no gamma)"))
+                                                          else "K=1 predictions (one component groups nothing)"))
         if self._sim is not None:
             out["sim_observe"] = self.config.sim_observe
             out["simulation_bce"] = (self._sim["model"].cpu() / n).tolist()
