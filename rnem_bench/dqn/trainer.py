@@ -140,7 +140,8 @@ class DQNTrainer:
         self.stack = FrameStack()
         self.stack.reset(dqn_frame(self.game.reset(self.rng)))
         self.lives = self.game.lives()
-        self.losses: list[float] = []
+        self.losses: list[torch.Tensor] = []   # 0-d losses since the last finished episode (no device sync)
+        self.seconds = 0.0                      # training wall time before this process's run()
 
     # ------------------------------------------------------------------------------ learning
     @torch.no_grad()
@@ -185,7 +186,7 @@ class DQNTrainer:
         if s.terminated or s.truncated:
             log({"agent_step": self.step + 1, "episode": self.episode, "return": self.episode_return,
                  "length": self.t, "epsilon": round(epsilon, 4),
-                 "loss": float(np.mean(self.losses)) if self.losses else None})
+                 "loss": float(torch.stack(self.losses).mean()) if self.losses else None})
             self.losses.clear()
             self.episode += 1
             self.t, self.episode_return = 0, 0.0
@@ -202,30 +203,24 @@ class DQNTrainer:
         log_file = open(self.out / LOG, "a")
 
         def log(entry: dict[str, Any]) -> None:
-            entry["seconds"] = round(time.perf_counter() - t0, 2)
+            entry["seconds"] = round(self.seconds + time.perf_counter() - t0, 1)
             recent.append(entry["return"])
             log_file.write(json.dumps(entry) + "\n")
             log_file.flush()
 
         bar = tqdm(total=c.steps, initial=self.step, desc=f"dqn {c.game}", unit="step", disable=not self.progress,
                    smoothing=0.05)
-        pending_loss: list[torch.Tensor] = []
         stopped = "steps"
         try:
             while self.step < c.steps:
                 self._env_step(log)
                 self.step += 1
                 if self.step > c.learning_starts and self.step % c.train_every == 0:
-                    pending_loss.append(self.update())
-                    if len(pending_loss) >= 100:  # one device sync per 100 updates, not per update
-                        self.losses.extend(torch.stack(pending_loss).tolist())
-                        pending_loss.clear()
+                    self.losses.append(self.update())
                 if self.step % c.target_update == 0:
                     self.target.load_state_dict(self.online.state_dict())
                 if self.step % c.checkpoint_every == 0:
-                    self.losses.extend(torch.stack(pending_loss).tolist() if pending_loss else [])
-                    pending_loss.clear()
-                    self.save()
+                    self.save(self.seconds + time.perf_counter() - t0)
                 if self.step % 1000 == 0:
                     bar.update(self.step - bar.n)
                     if recent:
@@ -237,17 +232,15 @@ class DQNTrainer:
             bar.update(self.step - bar.n)
             bar.close()
             log_file.close()
-        if pending_loss:
-            self.losses.extend(torch.stack(pending_loss).tolist())
-        if self.step % c.checkpoint_every != 0:
-            self.save()
         seconds = time.perf_counter() - t0
+        if self.step % c.checkpoint_every != 0:
+            self.save(self.seconds + seconds)
         return {"agent_steps": self.step, "stopped": stopped, "episodes": self.episode, "seconds": round(seconds, 1),
                 "steps_per_second": round((self.step - start) / max(seconds, 1e-9), 1),
                 "mean_return_last_100": float(np.mean(recent)) if recent else None}
 
     # ---------------------------------------------------------------------------- checkpoints
-    def save(self) -> None:
+    def save(self, seconds: float) -> None:
         c = self.config
         policy = policy_dict(self.online, c.game, self.step)
         ale_state, last_action = self.game.save_state()
@@ -256,7 +249,7 @@ class DQNTrainer:
             "target": self.target.state_dict(), "optimizer": self.optimizer.state_dict(),
             "step": self.step, "episode": self.episode, "t": self.t, "episode_return": self.episode_return,
             "lives": self.lives, "stack": torch.from_numpy(self.stack.frames.copy()),
-            "losses": torch.tensor(self.losses, dtype=torch.float64),
+            "losses": torch.stack(self.losses).cpu() if self.losses else torch.zeros(0), "seconds": seconds,
             "rng": json.dumps(self.rng.bit_generator.state), "sample_gen": self.sample_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "ale_state": torch.frombuffer(bytearray(ale_state), dtype=torch.uint8), "ale_last_action": last_action,
@@ -275,7 +268,8 @@ class DQNTrainer:
         self.step, self.episode, self.t = int(state["step"]), int(state["episode"]), int(state["t"])
         self.episode_return, self.lives = float(state["episode_return"]), int(state["lives"])
         self.stack.frames[:] = state["stack"].numpy()
-        self.losses = state["losses"].tolist()
+        self.losses = list(state["losses"].to(self.device).unbind())
+        self.seconds = float(state["seconds"])
         self.rng.bit_generator.state = json.loads(state["rng"])
         self.sample_gen.set_state(state["sample_gen"])
         torch.set_rng_state(state["torch_rng"])
