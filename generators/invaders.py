@@ -64,7 +64,7 @@ class Params:
         return EnvConfig(self.game, self.frame_skip, self.noop_max, self.sticky_actions, self.max_episode_frames)
 
     def validate(self) -> None:
-        from rnem_bench.dqn import parse_policy
+        from rnem_bench.dqn.policy import parse_policy
 
         if not 1 <= self.steps <= MAX_STEPS:
             raise RnemBenchError(f"steps must be in 1..{MAX_STEPS}, got {self.steps}")
@@ -88,8 +88,8 @@ def pin_policy(params: Params) -> Params:
     """``params`` with an absolute checkpoint path and its sha256 filled in (random: unchanged)."""
     from dataclasses import replace
 
-    from rnem_bench.dqn import parse_policy
-    from rnem_bench.dqn.policy import file_sha256, load_policy_record
+    from rnem_bench.dqn.checkpoint import load_policy_record
+    from rnem_bench.dqn.policy import file_sha256, parse_policy
 
     kind, path = parse_policy(params.policy)
     if kind == "random":
@@ -100,8 +100,7 @@ def pin_policy(params: Params) -> Params:
 
 def check_pinned_policy(params: Params) -> None:
     """A DQN policy file must still be the one whose hash the recipe holds."""
-    from rnem_bench.dqn import parse_policy
-    from rnem_bench.dqn.policy import file_sha256
+    from rnem_bench.dqn.policy import file_sha256, parse_policy
 
     kind, path = parse_policy(params.policy)
     if kind == "dqn":
@@ -224,6 +223,8 @@ def record_chunk(recorder: Recorder, seed: int, split: str, start: int, stop: in
 
 
 def make_chunk(params: Params, seed: int, split: str, start: int, stop: int) -> dict[str, np.ndarray]:
+    if params.policy == "random":  # no network: torch is never imported
+        return record_chunk(_recorder(params), seed, split, start, stop)
     import torch
 
     # One intra-op thread for the DQN's forward pass: worker processes already fill the cores,

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnem_bench.dqn.network import NatureDQN
-from rnem_bench.dqn.policy import GreedyQPolicy, load_network, load_policy_record, policy_dict
+from rnem_bench.dqn.checkpoint import load_network, load_policy_record, policy_dict
+from rnem_bench.dqn.network import GreedyQPolicy, NatureDQN
 from rnem_bench.dqn.replay import ReplayBuffer
 from rnem_bench.errors import RnemBenchError
 

@@ -25,7 +25,8 @@ from rnem_bench.data.verify import verify_dataset
 from rnem_bench.dqn.ale import Step
 from rnem_bench.dqn.frames import area_weights, binarize, resize_area
 from rnem_bench.dqn.network import NatureDQN
-from rnem_bench.dqn.policy import RandomPolicy, policy_dict
+from rnem_bench.dqn.checkpoint import policy_dict
+from rnem_bench.dqn.policy import RandomPolicy
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.generators import invaders
 from rnem_bench.recipes import Recipe

@@ -82,7 +82,9 @@ def eval_(policy, episodes, epsilon, game, seed, sticky_actions, max_episode_fra
 
     from rnem_bench.dqn.ale import AtariGame, EnvConfig
     from rnem_bench.dqn.evaluate import evaluate_policy, summarize
-    from rnem_bench.dqn.policy import GreedyQPolicy, RandomPolicy, load_network, load_policy_record
+    from rnem_bench.dqn.checkpoint import load_network, load_policy_record
+    from rnem_bench.dqn.network import GreedyQPolicy
+    from rnem_bench.dqn.policy import RandomPolicy
 
     if episodes < 1:
         raise RnemBenchError(f"--episodes must be >= 1, got {episodes}")

@@ -6,10 +6,13 @@
     conv3   64 filters 3x3 stride 1, ReLU   -> (B, 64, 7, 7)
     fc      512 units, ReLU                 (3136 -> 512)
     out     one Q-value per action          (512 -> n_actions)
+
+``GreedyQPolicy`` plays with it: epsilon-greedy on its Q-values.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,3 +38,20 @@ class NatureDQN(nn.Module):
         x = torch.relu(self.conv3(x))
         x = torch.relu(self.fc(x.flatten(1)))
         return self.out(x)
+
+
+class GreedyQPolicy:
+    """Epsilon-greedy on a Q-network's values (epsilon 0.05: the DQN papers' evaluation setting)."""
+
+    def __init__(self, net: NatureDQN, epsilon: float = 0.05, device: str | torch.device = "cpu"):
+        self.net = net.to(device).eval()
+        self.n_actions = net.n_actions
+        self.epsilon = epsilon
+        self.device = torch.device(device)
+
+    @torch.no_grad()
+    def act(self, stack: np.ndarray, rng: np.random.Generator) -> int:
+        if rng.random() < self.epsilon:
+            return int(rng.integers(self.n_actions))
+        q = self.net(torch.from_numpy(stack).to(self.device).unsqueeze(0))
+        return int(q.argmax(1).item())

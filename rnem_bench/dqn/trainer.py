@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from rnem_bench.dqn.ale import AtariGame, EnvConfig, FrameStack, dqn_frame
 from rnem_bench.dqn.network import NatureDQN
-from rnem_bench.dqn.policy import TRAIN_FORMAT, policy_dict
+from rnem_bench.dqn.checkpoint import TRAIN_FORMAT, policy_dict
 from rnem_bench.dqn.replay import ReplayBuffer
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.training.checkpoint import atomic_torch_save, atomic_write_text, read_checkpoint
