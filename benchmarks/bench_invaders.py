@@ -32,9 +32,9 @@ import torch
 
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.dqn.ale import AtariGame, EnvConfig, require_ale, rom_id
+from rnem_bench.dqn.checkpoint import policy_dict
 from rnem_bench.dqn.frames import binarize, resize_area
 from rnem_bench.dqn.network import NatureDQN
-from rnem_bench.dqn.checkpoint import policy_dict
 from rnem_bench.generators import invaders
 from rnem_bench.recipes import Recipe
 
