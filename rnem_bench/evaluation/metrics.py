@@ -5,8 +5,9 @@ Index convention: a prediction at step t is the prediction of frame t + 1.
 - BCE: binary cross-entropy of a probability image against the true next frame, summed over
   pixels. The probability given to the true pixel value is floored at 1e-6, so a confidently
   wrong pixel costs -log(1e-6) = 13.8 instead of infinity, while a perfect prediction costs
-  exactly 0; the copy-current-frame baseline is scored the same way. Mixture models are scored on max_k psi_k (paper, footnote 4: the E-step needs the true
-  frame, so max is used; an upper bound of the true loss).
+  exactly 0; the copy-current-frame baseline is scored the same way. Mixture models are scored
+  on max_k psi_k (paper, footnote 4: the E-step needs the true frame, so max is used; an upper
+  bound of the true loss).
 - Relational BCE: the same sum restricted to pixels where ``collisions`` of the true frame is 1.
 - ARI: argmax_k gamma_k against ``groups`` of the true frame, ignoring background (0) and
   overlap (255) pixels, per frame; equal to scikit-learn's ``adjusted_rand_score`` on the same
