@@ -70,8 +70,10 @@ def rich_tables(board: Path, task: str | None = None):
     from rich.table import Table
 
     for name in tasks_on_board(board, task):
-        table = Table(*HEADER, title=f"{name}  (ranked by {RANK_METRIC}, lower is better)")
-        for row in rows(name, board):
+        found = rows(name, board)
+        table = Table(*HEADER, title=f"{name}  (ranked by {RANK_METRIC}, lower is better)",
+                      caption=None if found else "no entries yet")
+        for row in found:
             table.add_row(*row)
         yield table
 
