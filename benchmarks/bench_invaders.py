@@ -28,13 +28,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.dqn.ale import AtariGame, EnvConfig, require_ale, rom_id
-from rnem_bench.dqn.checkpoint import policy_dict
 from rnem_bench.dqn.frames import binarize, resize_area
-from rnem_bench.dqn.network import NatureDQN
 from rnem_bench.generators import invaders
 from rnem_bench.recipes import Recipe
 
@@ -91,11 +88,27 @@ def bench_recorder_loop(seconds: float) -> float:
     return frames * FRAME_SKIP / (time.perf_counter() - t0)
 
 
+def write_untrained_policy(path: Path) -> Path:
+    """A Nature-DQN policy file with initial weights (as fast to play as a trained one).
+
+    torch is imported here, not at the top: spawned workers re-run this script's top-level
+    imports, and the random-policy runs should not pay for torch in every worker.
+    """
+    import torch
+
+    from rnem_bench.dqn.checkpoint import policy_dict
+    from rnem_bench.dqn.network import NatureDQN
+
+    torch.manual_seed(0)
+    torch.save(policy_dict(NatureDQN(6), "SpaceInvaders", agent_steps=0), path)
+    return path
+
+
 def bench_dataset(recipe: Recipe, workers: int, tmp: Path, label: str, loop_seq_rate: float) -> tuple[float, float, float]:
     """generate_dataset end to end: (sequences/s, recorded env frames/s, seconds of fixed start-up cost).
 
-    The start-up cost (spawning the worker processes, importing torch and Numba in each, loading
-    the ROM) is measured on a run of one single-sequence chunk per worker; it is paid once per
+    The start-up cost (spawning the worker processes, importing zarr, Numba and ale-py in each,
+    loading the ROM; torch too for DQN policies) is measured on a run of one single-sequence chunk per worker; it is paid once per
     ``generate`` call, so it dominates small runs and vanishes on the 70,000-sequence dataset.
     ``loop_seq_rate`` (sequences/s of the bare recorder loop) discounts the sequences that run records.
     With one worker the run is inline, so its start-up also warms this process's recorder cache.
@@ -146,9 +159,7 @@ def main() -> None:
         print(f"2 workers / 1 worker        : {rates[2] / rates[1]:9.2f}x end to end (at most 2 on 2 free cores; "
               f"start-up and other jobs on the cores lower it)")
 
-        torch.manual_seed(0)
-        ckpt = tmp / "policy.pt"
-        torch.save(policy_dict(NatureDQN(6), "SpaceInvaders", agent_steps=0), ckpt)
+        ckpt = write_untrained_policy(tmp / "policy.pt")
         params = invaders.pin_policy(invaders.Params(policy=f"dqn:{ckpt}"))
         dqn_recipe = Recipe("invaders", asdict(params), seed=0, splits=splits, chunk_size=args.chunk_size)
         seqs, frames, _ = bench_dataset(dqn_recipe, 1, tmp, "dqn1", loop_seq_rate)
