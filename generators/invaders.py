@@ -84,6 +84,13 @@ class Params:
             raise RnemBenchError("policy_sha256 is set but the policy is random")
 
 
+def fingerprint_params(params: dict) -> dict:
+    """Recipe params as fingerprinted: a DQN policy counts by its sha256, not by its file path."""
+    if str(params.get("policy", "")).startswith("dqn:"):
+        return {**params, "policy": "dqn"}
+    return params
+
+
 def pin_policy(params: Params) -> Params:
     """``params`` with an absolute checkpoint path and its sha256 filled in (random: unchanged)."""
     from dataclasses import replace

@@ -53,8 +53,19 @@ class Recipe:
             raise RnemBenchError(f"malformed recipe: {err!r}") from None
 
     def fingerprint(self) -> str:
-        """sha256 of the canonical JSON of the recipe (first 16 hex digits)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """sha256 of the canonical JSON of the recipe (first 16 hex digits).
+
+        A generator may define ``fingerprint_params(params) -> params`` to leave out what only
+        says where something lies on this machine (the invaders policy file, pinned by its hash),
+        so the same recipe has the same fingerprint everywhere.
+        """
+        from rnem_bench.generators import get_generator
+
+        identity = self.to_dict()
+        hook = getattr(get_generator(self.generator), "fingerprint_params", None)
+        if hook is not None:
+            identity["params"] = hook(identity["params"])
+        blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

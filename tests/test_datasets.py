@@ -196,7 +196,7 @@ def test_task_recipes_are_pinned():
     """Canonical fingerprints change only on purpose (it invalidates every leaderboard entry)."""
     from rnem_bench.tasks import get_task
 
-    fingerprints = {name: get_task(name).recipe().fingerprint() for name in ("balls4", "balls678", "curtain")}
+    fingerprints = {name: get_task(name).recipe().fingerprint() for name in PINNED_FINGERPRINTS}
     assert fingerprints == PINNED_FINGERPRINTS
 
 
@@ -211,4 +211,5 @@ def test_generate_task_with_other_sizes_is_marked_non_canonical(tmp_path):
     assert r.returncode == 2 and "generate --task curtain" in r.stderr
 
 
-PINNED_FINGERPRINTS = {"balls4": "948fa5b2af36adbb", "balls678": "b0fc0d714e938eb0", "curtain": "9ddadfc8aee1fbc1"}
+PINNED_FINGERPRINTS = {"balls4": "948fa5b2af36adbb", "balls678": "b0fc0d714e938eb0", "curtain": "9ddadfc8aee1fbc1",
+                       "invaders": "2d4e6b605d3a7b18"}

@@ -249,6 +249,21 @@ def test_dqn_policy_is_pinned_by_hash_and_recorded_deterministically(tmp_path):
         generate_dataset(recipe, tmp_path / "c.zarr", workers=1, progress=False)
 
 
+def test_pinned_policy_fingerprint_does_not_depend_on_where_the_file_lies(tmp_path):
+    torch.manual_seed(0)
+    paths = [tmp_path / "a" / "policy.pt", tmp_path / "b" / "other-name.pt"]
+    for path in paths:
+        path.parent.mkdir()
+    torch.save(policy_dict(NatureDQN(6), "SpaceInvaders", agent_steps=0), paths[0])
+    paths[1].write_bytes(paths[0].read_bytes())
+    recipes = [Recipe("invaders", asdict(invaders.pin_policy(invaders.Params(policy=f"dqn:{p}"))), seed=0,
+                      splits={"test": 4}) for p in paths]
+    assert recipes[0].params["policy"] != recipes[1].params["policy"]
+    assert recipes[0].fingerprint() == recipes[1].fingerprint()
+    other = Recipe("invaders", asdict(invaders.Params()), seed=0, splits={"test": 4})
+    assert other.fingerprint() != recipes[0].fingerprint()
+
+
 def test_policy_for_another_game_is_refused(tmp_path):
     ckpt = tmp_path / "breakout.pt"
     torch.save(policy_dict(NatureDQN(6), "Breakout", agent_steps=0), ckpt)

@@ -45,7 +45,7 @@ def resolve_dataset_path(name_or_path: str) -> Path:
     raise RnemBenchError(f"dataset not found: {name_or_path} (neither a path nor a task name)")
 
 
-def _generation_options(f):
+def generation_options(f):
     """Options every generator shares."""
     options = [
         click.option("--n-seq", default=None, help="TRAIN/VALID/TEST sequence counts, e.g. 50000/10000/10000."),
@@ -61,7 +61,7 @@ def _generation_options(f):
     return f
 
 
-def _run_generation(recipe: Recipe, out: Path | None, default_name: str, workers, scheduler, quiet: bool) -> Path:
+def run_generation(recipe: Recipe, out: Path | None, default_name: str, workers, scheduler, quiet: bool) -> Path:
     from rnem_bench.data.generate import generate_dataset
 
     if workers is not None and workers < 1:
@@ -73,7 +73,7 @@ def _run_generation(recipe: Recipe, out: Path | None, default_name: str, workers
     return path
 
 
-def _custom_recipe(generator: str, params: Any, n_seq, seed, chunk_size) -> Recipe:
+def custom_recipe(generator: str, params: Any, n_seq, seed, chunk_size) -> Recipe:
     params.validate()
     splits = parse_splits(n_seq) if n_seq else {"train": 50_000, "valid": 10_000, "test": 10_000}
     return Recipe(generator, asdict(params), seed=0 if seed is None else seed, splits=splits, chunk_size=chunk_size)
@@ -82,7 +82,7 @@ def _custom_recipe(generator: str, params: Any, n_seq, seed, chunk_size) -> Reci
 # ----------------------------------------------------------------------------------- generate
 @click.group(invoke_without_command=True)
 @click.option("--task", "task_name", default=None, help="Generate a task's canonical dataset (balls4, balls678, curtain, invaders).")
-@_generation_options
+@generation_options
 @click.pass_context
 def generate(ctx, task_name, n_seq, out, seed, workers, scheduler, chunk_size, quiet):
     """Generate a dataset: `generate --task balls4`, or `generate balls|curtain|invaders [OPTIONS]`."""
@@ -102,7 +102,7 @@ def generate(ctx, task_name, n_seq, out, seed, workers, scheduler, chunk_size, q
     name = task.name if canonical else f"{task.name}-{recipe.fingerprint()}"
     if not canonical:
         click.echo(f"note: sizes/seed differ from the canonical {task.name} recipe; results on it cannot enter the leaderboard")
-    _run_generation(recipe, out, name, workers, scheduler, quiet)
+    run_generation(recipe, out, name, workers, scheduler, quiet)
 
 
 def _ball_options(n_balls_default: str):
@@ -126,7 +126,7 @@ def _ball_options(n_balls_default: str):
 
 
 @generate.command("balls")
-@_generation_options
+@generation_options
 @click.option("--heavy-prob", type=float, default=0.5, show_default=True, help="Chance that a ball is heavy.")
 @_ball_options("4")
 def generate_balls(n_seq, out, seed, workers, scheduler, chunk_size, quiet, heavy_prob, n_balls, steps, image_size,
@@ -137,12 +137,12 @@ def generate_balls(n_seq, out, seed, workers, scheduler, chunk_size, quiet, heav
     params = Params(n_balls=parse_range(n_balls, int, "--n-balls"), steps=steps, image_size=image_size, radius=radius,
                     speed=speed, heavy_prob=heavy_prob, heavy_mass_ratio=heavy_mass_ratio,
                     heavy_radius_ratio=heavy_radius_ratio)
-    recipe = _custom_recipe("balls", params, n_seq, seed, chunk_size)
-    _run_generation(recipe, out, f"balls-{recipe.fingerprint()}", workers, scheduler, quiet)
+    recipe = custom_recipe("balls", params, n_seq, seed, chunk_size)
+    run_generation(recipe, out, f"balls-{recipe.fingerprint()}", workers, scheduler, quiet)
 
 
 @generate.command("curtain")
-@_generation_options
+@generation_options
 @click.option("--curtain-size", default="0.3-0.5", show_default=True, help="Curtain side as a fraction of the image, MIN-MAX.")
 @_ball_options("3")
 def generate_curtain(n_seq, out, seed, workers, scheduler, chunk_size, quiet, curtain_size, n_balls, steps, image_size,
@@ -154,8 +154,8 @@ def generate_curtain(n_seq, out, seed, workers, scheduler, chunk_size, quiet, cu
     params = Params(n_balls=parse_range(n_balls, int, "--n-balls"), steps=steps, image_size=image_size, radius=radius,
                     speed=speed, heavy_mass_ratio=heavy_mass_ratio, heavy_radius_ratio=heavy_radius_ratio,
                     curtain_min=lo, curtain_max=hi)
-    recipe = _custom_recipe("curtain", params, n_seq, seed, chunk_size)
-    _run_generation(recipe, out, f"curtain-{recipe.fingerprint()}", workers, scheduler, quiet)
+    recipe = custom_recipe("curtain", params, n_seq, seed, chunk_size)
+    run_generation(recipe, out, f"curtain-{recipe.fingerprint()}", workers, scheduler, quiet)
 
 
 class _LazyCommand(click.Command):
@@ -286,7 +286,7 @@ def demo(n_seq, train):
     recipe = task.recipe(splits=parse_splits(n_seq))
     out = data_dir() / f"balls4-demo-{recipe.fingerprint()}.zarr"
     click.echo(f"== generate: {n_seq} sequences with the balls4 physics -> {out}")
-    path = _run_generation(recipe, out, "unused", None, None, False)
+    path = run_generation(recipe, out, "unused", None, None, False)
     click.echo("== info")
     ctx.invoke(info, dataset=str(path))
     click.echo("== verify")

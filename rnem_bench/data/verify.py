@@ -45,6 +45,10 @@ def check_values(ds: Dataset, where: str, a: dict[str, np.ndarray]) -> None:
     for name in ("features", "collisions", "curtain"):
         if name in a and a[name].max(initial=0) > 1:
             _fail(ds, f"{where}: {name} holds values other than 0/1")
+    if "actions" in a:
+        n_actions = int(ds.attrs.get("n_actions", 0))
+        if a["actions"].min(initial=0) < 0 or (n_actions and a["actions"].max(initial=0) >= n_actions):
+            _fail(ds, f"{where}: actions outside 0..{n_actions - 1}")
     if "groups" not in a:
         return
     groups, n_obj = a["groups"], a["n_objects"].astype(np.int64)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from rnem_bench.data.commands import _custom_recipe, _generation_options, _run_generation
+from rnem_bench.data.commands import custom_recipe, generation_options, run_generation
 from rnem_bench.errors import RnemBenchError
 
 
@@ -114,7 +114,7 @@ def eval_(policy, episodes, epsilon, game, seed, sticky_actions, max_episode_fra
 
 # --------------------------------------------------------------------------- generate invaders
 @click.command("invaders")
-@_generation_options
+@generation_options
 @click.option("--policy", default="random", show_default=True, help="'random' or 'dqn:PATH' (a `dqn train` checkpoint).")
 @click.option("--epsilon", type=float, default=0.05, show_default=True, help="Chance of a random action for DQN policies.")
 @click.option("--sticky-actions", type=float, default=0.0, show_default=True, help="Chance per raw frame that the previous action repeats.")
@@ -130,7 +130,7 @@ def generate_invaders(n_seq, out, seed, workers, scheduler, chunk_size, quiet, p
     params = Params(game=game, steps=steps, image_size=image_size, policy=policy, epsilon=epsilon,
                     sticky_actions=sticky_actions, overlap=overlap)
     params = pin_policy(params)
-    recipe = _custom_recipe("invaders", params, n_seq, seed, chunk_size)
+    recipe = custom_recipe("invaders", params, n_seq, seed, chunk_size)
     if not quiet:
         click.echo(f"recipe: {json.dumps(asdict(params))}")
-    _run_generation(recipe, out, f"invaders-{recipe.fingerprint()}", workers, scheduler, quiet)
+    run_generation(recipe, out, f"invaders-{recipe.fingerprint()}", workers, scheduler, quiet)
