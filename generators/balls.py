@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from rnem_bench.data.schema import ARRAYS, OVERLAP, SPLITS
+from rnem_bench.data.schema import OVERLAP, SPLITS
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.generators import empty_chunk
 from rnem_bench.generators.physics import advance
 
 
@@ -229,9 +230,9 @@ def simulate(seeds, n_min, n_max, size, r_light, r_heavy, m_heavy, heavy_prob, s
         n_objects[s] = n
 
 
-def make_chunk(params: Params, seed: int, split: str, start: int, stop: int) -> dict[str, np.ndarray]:
-    n = stop - start
-    out = {name: np.empty((n, *shape), dtype=ARRAYS[name].dtype) for name, shape in layout(params).items()}
+def make_chunk(params: Params, seed: int, split: str, start: int, stop: int,
+               out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    out = empty_chunk(layout(params), stop - start, out)
     r_light, r_heavy = params.radii_px
     simulate(
         sequence_seeds(seed, split, start, stop), params.n_balls[0], params.n_balls[1], params.image_size,

@@ -16,7 +16,7 @@ import numba as nb
 import numpy as np
 
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.generators import balls
+from rnem_bench.generators import balls, empty_chunk
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,10 @@ def apply_curtains(seeds, lo, hi, features, curtain):
         features[s, :, y0 : y0 + h, x0 : x0 + w] = 0
 
 
-def make_chunk(params: Params, seed: int, split: str, start: int, stop: int) -> dict[str, np.ndarray]:
-    out = balls.make_chunk(params.balls_params(), seed, split, start, stop)
-    out["curtain"] = np.empty((stop - start, params.image_size, params.image_size), np.uint8)
+def make_chunk(params: Params, seed: int, split: str, start: int, stop: int,
+               out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    out = empty_chunk(layout(params), stop - start, out)
+    balls.make_chunk(params.balls_params(), seed, split, start, stop, out={k: out[k] for k in balls.layout(params)})
     curtain_seeds = balls.sequence_seeds(seed, split, start, stop, stream=1)
     apply_curtains(curtain_seeds, params.curtain_min, params.curtain_max, out["features"], out["curtain"])
     return out

@@ -35,6 +35,7 @@ import numpy as np
 
 from rnem_bench.data.schema import SPLITS
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.generators import empty_chunk
 
 MAX_STEPS = 1000
 
@@ -194,16 +195,12 @@ def window_starts(n_frames: int, length: int, overlap: bool) -> list[int]:
     return list(range(0, n_frames - length + 1, stride))
 
 
-def record_chunk(recorder: Recorder, seed: int, split: str, start: int, stop: int) -> dict[str, np.ndarray]:
+def record_chunk(recorder: Recorder, seed: int, split: str, start: int, stop: int,
+                 out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Sequences ``start:stop`` of ``split`` (see the module docstring for how episodes are cut)."""
     p = recorder.params
-    n, length, size = stop - start, p.frames, p.image_size
-    out = {
-        "features": np.zeros((n, length, size, size), dtype=np.uint8),
-        "actions": np.zeros((n, length), dtype=np.int16),
-        "episode": np.zeros(n, dtype=np.int32),
-        "step_offset": np.zeros(n, dtype=np.int32),
-    }
+    n, length = stop - start, p.frames
+    out = empty_chunk(layout(p), n, out)  # every row of every array is written below
     have, used, k, barren = 0, 0, 0, 0
     while have < n:
         rng = np.random.default_rng([seed, SPLITS.index(split), start, k])
@@ -229,9 +226,10 @@ def record_chunk(recorder: Recorder, seed: int, split: str, start: int, stop: in
     return out
 
 
-def make_chunk(params: Params, seed: int, split: str, start: int, stop: int) -> dict[str, np.ndarray]:
+def make_chunk(params: Params, seed: int, split: str, start: int, stop: int,
+               out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     if params.policy == "random":  # no network: torch is never imported
-        return record_chunk(_recorder(params), seed, split, start, stop)
+        return record_chunk(_recorder(params), seed, split, start, stop, out)
     import torch
 
     # One intra-op thread for the DQN's forward pass: worker processes already fill the cores,
@@ -239,6 +237,6 @@ def make_chunk(params: Params, seed: int, split: str, start: int, stop: int) -> 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return record_chunk(_recorder(params), seed, split, start, stop)
+        return record_chunk(_recorder(params), seed, split, start, stop, out)
     finally:
         torch.set_num_threads(threads)

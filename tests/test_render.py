@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from rnem_bench.data.schema import OVERLAP
-from rnem_bench.generators import balls, curtain
+from rnem_bench.errors import RnemBenchError
+from rnem_bench.generators import balls, curtain, empty_chunk
 
 
 def discs(pos: np.ndarray, radii: np.ndarray, size: int) -> np.ndarray:
@@ -73,3 +75,22 @@ def test_curtain_balls_follow_the_balls_physics():
     b = balls.make_chunk(p.balls_params(), seed=5, split="valid", start=0, stop=8)
     np.testing.assert_array_equal(a["groups"], b["groups"])
     np.testing.assert_array_equal(a["positions"], b["positions"])
+
+
+def test_reused_buffers_give_the_same_bytes():
+    """Workers refill one buffer per chunk: every element must be rewritten, whatever it held."""
+    for gen, params in ((balls, balls.Params(n_balls=(2, 5))), (curtain, curtain.Params())):
+        fresh = gen.make_chunk(params, seed=2, split="train", start=8, stop=16)
+        garbage = empty_chunk(gen.layout(params), 8)
+        for a in garbage.values():
+            a.view(np.uint8)[...] = 0xAB  # NaN-like floats, out-of-range labels
+        filled = gen.make_chunk(params, seed=2, split="train", start=8, stop=16, out=garbage)
+        assert filled is garbage
+        for name in fresh:
+            np.testing.assert_array_equal(filled[name], fresh[name], err_msg=name)
+
+
+def test_a_mismatched_buffer_is_refused():
+    wrong = empty_chunk(balls.layout(balls.Params()), 4)
+    with pytest.raises(RnemBenchError, match="buffer 'features'"):
+        balls.make_chunk(balls.Params(), seed=0, split="train", start=0, stop=8, out=wrong)

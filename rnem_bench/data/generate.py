@@ -19,12 +19,15 @@ from tqdm import tqdm
 
 from rnem_bench.data.store import ChunkTask, DatasetWriter, chunk_tasks, write_chunk
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.generators import get_generator
+from rnem_bench.generators import empty_chunk, get_generator
 from rnem_bench.recipes import Recipe
 
 # Numba's default threading layer must not run two parallel kernels at once in one process
 # (a Dask worker runs several tasks in threads): one kernel at a time, each using all its threads.
 _KERNEL_LOCK = threading.Lock()
+# Each worker thread fills the same chunk buffers task after task (write_chunk is done with them
+# when it returns): fresh pages for every chunk would halve the simulators' speed.
+_BUFFERS = threading.local()
 
 
 def resolve_params(recipe: Recipe) -> Any:
@@ -49,9 +52,18 @@ def run_task(path: str, recipe_json: str, task: ChunkTask) -> ChunkTask:
     """Generate and write one chunk (runs in a worker process or on a Dask worker)."""
     recipe, gen, params = _load_recipe(recipe_json)
     with _KERNEL_LOCK:
-        arrays = gen.make_chunk(params, recipe.seed, task.split, task.start, task.stop)
+        arrays = gen.make_chunk(params, recipe.seed, task.split, task.start, task.stop, out=_buffers(recipe_json, task))
     write_chunk(path, task, arrays)
     return task
+
+
+def _buffers(recipe_json: str, task: ChunkTask) -> dict[str, Any]:
+    """This thread's chunk buffers for the recipe's layout and the task's length (kept until either changes)."""
+    key = (recipe_json, task.stop - task.start)
+    if getattr(_BUFFERS, "key", None) != key:
+        _, gen, params = _load_recipe(recipe_json)
+        _BUFFERS.key, _BUFFERS.arrays = key, empty_chunk(gen.layout(params), task.stop - task.start)
+    return _BUFFERS.arrays
 
 
 def _init_worker(threads: int) -> None:
