@@ -3,6 +3,8 @@ size, lazy Zarr input, datasets without groups (invaders), misuse of the streami
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import zarr
@@ -108,6 +110,46 @@ def test_streaming_misuse_is_refused(tiny_balls):
         ev.result()
     with pytest.raises(RnemBenchError, match="gamma has shape"):
         ev.update(8, {"psi": preds["psi"][8:], "gamma": preds["gamma"][8:, :, :2]})
+
+
+def test_a_refused_batch_leaves_the_sums_untouched(tiny_balls):
+    preds = random_mixture(16, 8, 64)
+    sim = np.zeros((16, 3, 64, 64), np.float32)
+    ev = Evaluator(tiny_balls, EvalConfig(sim_observe=4))
+    bad = {**{name: v[:8] for name, v in preds.items()}, "simulation": np.full((8, 3, 64, 64), np.nan, np.float32)}
+    with pytest.raises(RnemBenchError, match="simulation contains NaN"):
+        ev.update(0, bad)
+    for start in (0, 8):  # the same batch again, now valid, then the rest
+        ev.update(start, {**{name: v[start:start + 8] for name, v in preds.items()}, "simulation": sim[start:start + 8]})
+    expected = Evaluator(tiny_balls, EvalConfig(sim_observe=4)).eval({**preds, "simulation": sim})
+    assert ev.result()["bce_last"] == pytest.approx(expected["bce_last"], rel=1e-12)
+
+
+class LazyShapeOnly:
+    """An array that declares a shape and fails if anything reads it (a huge or broken store)."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def __getitem__(self, index):
+        raise AssertionError("data was read before the shape was checked")
+
+
+@pytest.mark.parametrize(
+    "preds,message",
+    [
+        ({"prediction": LazyShapeOnly((16, 8, 64000, 64000))}, "prediction must be (N, 8, 64, 64)"),
+        ({"psi": LazyShapeOnly((16, 8, 0, 64, 64)), "gamma": LazyShapeOnly((16, 8, 0, 64, 64))}, "1 <= K <= 64"),
+        ({"prediction": LazyShapeOnly((15, 8, 64, 64))}, "covers 15 sequences"),
+        ({"prediction": LazyShapeOnly((16, 8, 64, 64)), "simulation": LazyShapeOnly((16, 9, 64, 64))}, "simulation of 9"),
+        ({"gamma": LazyShapeOnly((16, 8, 3, 64, 64))}, "need 'psi'"),
+        ({"prediction": 0.5}, "must be an array"),
+        ({"prediction": np.full((16, 8, 64, 64), "x")}, "dtype <U1"),
+    ],
+)
+def test_shapes_are_checked_before_any_data_is_read(tiny_balls, preds, message):
+    with pytest.raises(RnemBenchError, match=re.escape(message)):
+        Evaluator(tiny_balls).eval(preds)
 
 
 def test_simulation_longer_than_the_sequence_is_refused(tiny_balls):

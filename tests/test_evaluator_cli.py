@@ -142,6 +142,14 @@ def test_bad_predictions_give_one_line_errors(run_cli, sim_dataset, tmp_path, ar
     assert len(lines) == 1 and message in lines[0], r.stderr
 
 
+def test_score_refuses_groups_and_text_where_arrays_belong(run_cli, sim_dataset, tmp_path):
+    root = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    root.create_group("prediction")
+    root.attrs.update({"rnem_bench_predictions": 1, "model": "m", "task": "balls4"})
+    r = run_cli("score", str(tmp_path / "g.zarr"), "--task", "balls4", "--dataset", str(sim_dataset))
+    assert r.returncode == 2 and "'prediction' must be an array" in r.stderr, r.stderr[-2000:]
+
+
 def test_score_refuses_missing_or_foreign_stores(run_cli, tmp_path, sim_dataset):
     r = run_cli("score", str(tmp_path / "nothing.zarr"), "--task", "balls4", "--dataset", str(sim_dataset))
     assert r.returncode == 2 and "not found" in r.stderr

@@ -89,6 +89,17 @@ def _set(path: str, value):
         (_set("schema_version", 2), "schema_version"),
         (_set("seeds", []), "seeds"),
         (_set("metrics.surprise", 1), "metrics"),
+        # a result is self-reported: its numbers must agree with each other and with the task
+        (_set("metrics.relative_bce_last", 0.0), "metrics.relative_bce_last"),
+        (_set("metrics.relative_relational_bce_last", 0.1), "metrics.relative_relational_bce_last"),
+        (_set("metrics.steps", 24), "metrics.steps"),
+        (_set("metrics.bce_per_step", [16.0] * 24), "metrics.bce_per_step"),
+        (_set("metrics.simulation_bce", [0.1]), "metrics.simulation_bce"),
+        (_set("metrics.sim_observe", 29), "metrics.simulation_bce"),
+        (_set("wall_time_s", float("nan")), "wall_time_s"),
+        (_set("model.parameters", float("inf")), "model.parameters"),
+        (_set("seeds", list(range(100))), "seeds"),
+        (_set("seeds", [10**400]), "seeds"),
     ],
 )
 def test_each_malformed_field_is_refused_and_nothing_written(tmp_path, mutate, field):
@@ -103,6 +114,12 @@ def test_not_json_and_duplicates_are_refused(tmp_path):
     board = tmp_path / "board"
     with pytest.raises(RnemBenchError, match="not valid JSON"):
         submit(write(tmp_path, "{oops", "bad.json"), board)
+    with pytest.raises(RnemBenchError, match="not valid JSON"):  # RecursionError inside json
+        submit(write(tmp_path, "[" * 100_000, "deep.json"), board)
+    with pytest.raises(RnemBenchError, match="at most"):
+        submit(write(tmp_path, " " * (2 << 20), "huge.json"), board)
+    with pytest.raises(RnemBenchError, match="'metrics.bce_last': not a finite"):
+        submit(write(tmp_path, json.dumps(valid_result()).replace('"bce_last": 16.0', '"bce_last": 1e999'), "inf.json"), board)
     path = write(tmp_path, valid_result())
     submit(path, board)
     with pytest.raises(RnemBenchError, match="duplicate"):

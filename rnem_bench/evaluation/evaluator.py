@@ -41,8 +41,16 @@ class EvalConfig:
     device: str = "cpu"        # where the metrics run: beside a GPU model, its GPU keeps them cheap
 
 
+MAX_K = 64  # components a prediction may have (the result schema's bound)
+
+
 def _as_tensor(x: Any, name: str, device: str = "cpu") -> torch.Tensor:
-    t = x.detach() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    if not isinstance(x, torch.Tensor):
+        x = np.asarray(x)
+        if x.dtype.kind not in "fub":  # float, unsigned int, bool: never strings or objects
+            raise RnemBenchError(f"{name} must hold probabilities (float), got dtype {x.dtype}")
+        x = torch.from_numpy(x)
+    t = x.detach()
     if not (t.dtype.is_floating_point or t.dtype in (torch.uint8, torch.bool)):
         raise RnemBenchError(f"{name} must hold probabilities (float), got dtype {t.dtype}")
     # the metrics run in float32 on contiguous memory (a no-op for the usual float32 CPU arrays)
@@ -91,14 +99,25 @@ class Evaluator:
         self._sim: dict[str, torch.Tensor] | None = None
 
     def update(self, start: int, predictions: Mapping[str, Any]) -> None:
-        """Score predictions of sequences ``start : start + B`` (they must arrive in order)."""
+        """Score predictions of sequences ``start : start + B`` (they must arrive in order).
+        A batch that is refused leaves the running sums as they were."""
         if start != self._seen:
             raise RnemBenchError(f"predictions must arrive in order: expected sequence {self._seen}, got {start}")
-        frame, gamma, k = self._frame_predictions(predictions)
-        B = frame.shape[0]
+        self.check_layout(predictions)
+        B = next(iter(_shapes(predictions).values()))[0]
+        for name, shape in _shapes(predictions).items():
+            if shape[0] != B:
+                raise RnemBenchError(f"{name} holds {shape[0]} sequences in this batch, the others {B}")
         stop = start + B
         if stop > self.n:
             raise RnemBenchError(f"predictions cover {stop} sequences, the {self.config.split} split has {self.n}")
+        if ("simulation" in predictions) != (self._sim is not None) and self._seen:
+            raise RnemBenchError("'simulation' is given for some batches and missing for others")
+        frame, gamma, k = self._frame_predictions(predictions)
+        sim = _as_tensor(predictions["simulation"], "simulation", self.device) if "simulation" in predictions else None
+        if sim is not None and self._sim is not None and sim.shape[1] != self._sim["model"].shape[0]:
+            raise RnemBenchError("simulation length differs between batches")
+        # every check has passed: from here on the batch is added to the sums
         truth = self._truth(start, stop)
         target, current = truth["features"][:, 1:], truth["features"][:, :-1]
         s = self._sums
@@ -113,10 +132,8 @@ class Evaluator:
             s["bce"] += bce(frame, target).sum(0)
         if gamma is not None and k > 1 and self.has_groups:
             s["ari"] += adjusted_rand_index(assignments(gamma), truth["groups"][:, 1:]).sum(0)
-        if "simulation" in predictions:
-            self._update_simulation(_as_tensor(predictions["simulation"], "simulation", self.device), truth["features"])
-        elif self._sim is not None:
-            raise RnemBenchError("'simulation' is given for some batches and missing for others")
+        if sim is not None:
+            self._update_simulation(sim, truth["features"])
         self._k = k
         self._seen = stop
 
@@ -159,18 +176,49 @@ class Evaluator:
 
     # ----------------------------------------------------------------------- one call
     def eval(self, predictions: Mapping[str, Any]) -> dict[str, Any]:
-        """Score whole-split predictions (numpy / torch / lazy Zarr arrays), streaming in batches."""
-        lengths = {name: v.shape[0] for name, v in predictions.items() if name in ("psi", "gamma", "prediction", "simulation")}
-        if not lengths:
-            raise RnemBenchError("predictions need 'psi' and 'gamma', or 'prediction'")
-        for name, length in lengths.items():
-            if length != self.n:
-                raise RnemBenchError(f"{name} covers {length} sequences, the {self.config.split} split has {self.n}")
+        """Score whole-split predictions (numpy / torch / lazy Zarr arrays), streaming in batches.
+        Shapes are checked on the (lazy) arrays before any data is read."""
+        arrays = {name: v for name, v in predictions.items() if name in PREDICTION_ARRAYS}
+        self.check_layout(arrays)
+        for name, shape in _shapes(arrays).items():
+            if shape[0] != self.n:
+                raise RnemBenchError(f"{name} covers {shape[0]} sequences, the {self.config.split} split has {self.n}")
         self.reset()
         bs = self.config.batch_size
         for start in range(0, self.n, bs):
-            self.update(start, {name: v[start : start + bs] for name, v in predictions.items() if name in lengths})
+            self.update(start, {name: v[start : start + bs] for name, v in arrays.items()})
         return self.result()
+
+    def check_layout(self, predictions: Mapping[str, Any]) -> None:
+        """One-line errors for missing arrays or wrong shapes (all but the sequence axis), read
+        from ``.shape`` alone, so a lazy array is never loaded to find out it is wrong."""
+        T, S = self.steps, self.size
+        shapes = _shapes(predictions)
+        if "psi" in shapes:
+            if "prediction" in shapes:
+                raise RnemBenchError("give either 'psi' (+ 'gamma') or 'prediction', not both")
+            psi = shapes["psi"]
+            if len(psi) != 5 or psi[1] != T or psi[-2:] != (S, S) or not 1 <= psi[2] <= MAX_K:
+                raise RnemBenchError(f"psi must be (N, {T}, K, {S}, {S}) with 1 <= K <= {MAX_K}, got {psi}")
+            if "gamma" in shapes:
+                if shapes["gamma"] != psi:
+                    raise RnemBenchError(f"gamma has shape {shapes['gamma']}, psi has {psi}")
+            elif psi[2] > 1:
+                raise RnemBenchError("mixture predictions (K > 1) need 'gamma' as well as 'psi'")
+        elif "prediction" in shapes:
+            if len(shapes["prediction"]) != 4 or shapes["prediction"][1] != T or shapes["prediction"][-2:] != (S, S):
+                raise RnemBenchError(f"prediction must be (N, {T}, {S}, {S}), got {shapes['prediction']}")
+        else:
+            raise RnemBenchError("predictions need 'psi' and 'gamma', or 'prediction'")
+        if "gamma" in shapes and "psi" not in shapes:
+            raise RnemBenchError("'gamma' is given without 'psi'")
+        if "simulation" in shapes:
+            sim, obs = shapes["simulation"], self.config.sim_observe
+            if len(sim) != 4 or sim[-2:] != (S, S) or sim[1] < 1:
+                raise RnemBenchError(f"simulation must be (N, S, {S}, {S}), got {sim}")
+            if obs + sim[1] > T:
+                raise RnemBenchError(f"simulation of {sim[1]} steps after {obs} observed frames needs "
+                                     f"{obs + sim[1] + 1} frames, the dataset has {T + 1}")
 
     # ------------------------------------------------------------------------- helpers
     def _truth(self, start: int, stop: int) -> dict[str, torch.Tensor]:
@@ -179,43 +227,33 @@ class Evaluator:
                 for name in names}
 
     def _frame_predictions(self, p: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-        T, S = self.steps, self.size
+        """(frame (B, T, H, W), gamma or None, K) of a batch whose layout was checked."""
         if "psi" in p:
-            if "prediction" in p:
-                raise RnemBenchError("give either 'psi' (+ 'gamma') or 'prediction', not both")
             psi = _as_tensor(p["psi"], "psi", self.device)
-            if psi.ndim != 5 or psi.shape[1] != T or psi.shape[-2:] != (S, S):
-                raise RnemBenchError(f"psi must be (N, {T}, K, {S}, {S}), got {tuple(psi.shape)}")
-            gamma = None
-            if "gamma" in p:
-                gamma = _as_tensor(p["gamma"], "gamma", self.device)
-                if gamma.shape != psi.shape:
-                    raise RnemBenchError(f"gamma has shape {tuple(gamma.shape)}, psi has {tuple(psi.shape)}")
-            elif psi.shape[2] > 1:
-                raise RnemBenchError("mixture predictions (K > 1) need 'gamma' as well as 'psi'")
+            gamma = _as_tensor(p["gamma"], "gamma", self.device) if "gamma" in p else None
             return mixture_prediction(psi), gamma, psi.shape[2]
-        if "prediction" in p:
-            frame = _as_tensor(p["prediction"], "prediction", self.device)
-            if frame.ndim != 4 or frame.shape[1] != T or frame.shape[-2:] != (S, S):
-                raise RnemBenchError(f"prediction must be (N, {T}, {S}, {S}), got {tuple(frame.shape)}")
-            return frame, None, 1
-        raise RnemBenchError("predictions need 'psi' and 'gamma', or 'prediction'")
+        return _as_tensor(p["prediction"], "prediction", self.device), None, 1
 
     def _update_simulation(self, sim: torch.Tensor, features: torch.Tensor) -> None:
-        obs = self.config.sim_observe
-        if sim.ndim != 4 or sim.shape[0] != features.shape[0] or sim.shape[-2:] != features.shape[-2:]:
-            raise RnemBenchError(f"simulation must be (N, S, {self.size}, {self.size}), got {tuple(sim.shape)}")
-        S = sim.shape[1]
-        if obs + S >= features.shape[1]:
-            raise RnemBenchError(f"simulation of {S} steps after {obs} observed frames needs {obs + S + 1} frames, "
-                                 f"the dataset has {features.shape[1]}")
+        obs, S = self.config.sim_observe, sim.shape[1]
         target = features[:, obs + 1 : obs + 1 + S]
         base = features[:, obs - 1 : obs]  # copy the last observed frame (broadcast over S)
         if self._sim is None:
-            if self._seen:
-                raise RnemBenchError("'simulation' is given for some batches and missing for others")
             self._sim = {name: torch.zeros(S, dtype=torch.float64, device=self.device) for name in ("model", "base")}
-        if self._sim["model"].shape[0] != S:
-            raise RnemBenchError("simulation length differs between batches")
         self._sim["model"] += bce(sim, target).sum(0)
         self._sim["base"] += copy_frame_bce(base, target).sum(0)
+
+
+PREDICTION_ARRAYS = ("psi", "gamma", "prediction", "simulation")
+
+
+def _shapes(predictions: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Shapes of the prediction arrays, read without loading them (numpy, torch, Zarr)."""
+    out = {}
+    for name in PREDICTION_ARRAYS:
+        if name in predictions:
+            shape = getattr(predictions[name], "shape", None)
+            if shape is None or len(shape) == 0:
+                raise RnemBenchError(f"{name} must be an array with a sequence axis, got {type(predictions[name]).__name__}")
+            out[name] = tuple(int(v) for v in shape)
+    return out

@@ -54,6 +54,11 @@ def open_predictions(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     arrays = {name: root[name] for name in ARRAY_NAMES if name in root}
     if not arrays:
         raise RnemBenchError(f"{path} holds none of the arrays {', '.join(ARRAY_NAMES)}")
+    for name, arr in arrays.items():
+        if not isinstance(arr, zarr.Array):
+            raise RnemBenchError(f"{path}: '{name}' must be an array, found a {type(arr).__name__}")
+        if arr.dtype.kind not in "fub":
+            raise RnemBenchError(f"{path}: '{name}' must hold probabilities (float), got dtype {arr.dtype}")
     return attrs, arrays
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import platform
 from functools import lru_cache
@@ -98,14 +99,34 @@ def write_result(result: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+MAX_RESULT_BYTES = 1 << 20  # a result file is a few kB; refuse anything that could exhaust memory
+
+
+def non_finite_field(obj: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN or Infinity inside ``obj``, else None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return path
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        found = non_finite_field(v, f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None
+
+
 def read_result(path: str | Path) -> dict[str, Any]:
     """Load and validate a result file (any malformed field is named in the error)."""
     path = Path(path)
     if not path.is_file():
         raise RnemBenchError(f"result file not found: {path}")
+    if path.stat().st_size > MAX_RESULT_BYTES:
+        raise RnemBenchError(f"{path} is {path.stat().st_size} bytes; a result file holds at most {MAX_RESULT_BYTES}")
     try:
         obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RnemBenchError(f"{path} is not valid JSON: {err}") from None
+    except (ValueError, RecursionError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        raise RnemBenchError(f"{path} is not valid JSON: {str(err)[:200]}") from None
+    bad = non_finite_field(obj)
+    if bad:  # NaN, Infinity or 1e999: JSON that Python reads but no result may hold
+        raise RnemBenchError(f"{path}: field '{bad}': not a finite number")
     check_schema(obj, "result-v1", str(path))
     return obj

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -40,22 +39,6 @@ def entry_name(result: dict[str, Any]) -> str:
     return f"{model['name']}-k{model['k']}-seed{seeds}-{_content_hash(result)}.json"
 
 
-def _non_finite(obj: Any, path: str = "metrics") -> str | None:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return path
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            found = _non_finite(v, f"{path}.{k}")
-            if found:
-                return found
-    if isinstance(obj, list):
-        for i, v in enumerate(obj):
-            found = _non_finite(v, f"{path}.{i}")
-            if found:
-                return found
-    return None
-
-
 def check_entry(result: dict[str, Any], board: Path) -> None:
     """Raise a one-line RnemBenchError naming the first rule the result breaks."""
     from rnem_bench.tasks import TASKS
@@ -77,17 +60,39 @@ def check_entry(result: dict[str, Any], board: Path) -> None:
     if result["metrics"]["n_sequences"] != expected_n:
         raise RnemBenchError(f"field 'metrics.n_sequences': {result['metrics']['n_sequences']} sequences scored, "
                              f"the {task_name} test split has {expected_n}")
-    bad = _non_finite(result["metrics"])
-    if bad:
-        raise RnemBenchError(f"field '{bad}': not a finite number")
     if result["metrics"].get(RANK_METRIC) is None:
         raise RnemBenchError(f"field 'metrics.{RANK_METRIC}': missing (needed for the ranking)")
+    _check_consistency(result["metrics"], canonical.params["steps"])
     model, seeds = result["model"], result["seeds"]
     for other in entries(board, task_name):
         if _content_hash(other) == _content_hash(result):
             raise RnemBenchError("duplicate: this exact result is already on the board")
         if (other["model"]["name"], other["model"]["k"], other["seeds"]) == (model["name"], model["k"], seeds):
             raise RnemBenchError(f"duplicate: {model['name']} K={model['k']} seeds {seeds} already has an entry on {task_name}")
+
+
+SIM_OBSERVE, SIM_STEPS = 10, 10  # the board's simulation protocol: observe 10 frames, simulate 10
+
+
+def _check_consistency(m: dict[str, Any], steps: int) -> None:
+    """Metrics that must agree with each other and with the task (a result is self-reported)."""
+    if m["steps"] != steps:
+        raise RnemBenchError(f"field 'metrics.steps': {m['steps']}, the task has {steps} steps")
+    for key in ("bce_per_step", "baseline_bce_per_step", "ari_per_step"):
+        if key in m and len(m[key]) != steps:
+            raise RnemBenchError(f"field 'metrics.{key}': {len(m[key])} values, the task has {steps} steps")
+    for key, value in m.items():
+        if not key.startswith("relative_") or value is None:
+            continue
+        loss, base = m.get(key[len("relative_"):]), m.get("baseline_" + key[len("relative_"):])
+        if loss is None or not base or abs(value - loss / base) > 1e-6 * max(1.0, abs(value)):
+            raise RnemBenchError(f"field 'metrics.{key}': {value} is not {key[len('relative_'):]} / baseline ({loss} / {base})")
+    if m.get("simulation_bce") is not None:
+        if m.get("sim_observe") != SIM_OBSERVE or len(m["simulation_bce"]) != SIM_STEPS:
+            raise RnemBenchError(f"field 'metrics.simulation_bce': the board compares simulations of {SIM_STEPS} steps "
+                                 f"after {SIM_OBSERVE} observed frames, got {len(m['simulation_bce'])} after {m.get('sim_observe')}")
+        if len(m.get("baseline_simulation_bce") or []) != SIM_STEPS:
+            raise RnemBenchError(f"field 'metrics.baseline_simulation_bce': needs {SIM_STEPS} values")
 
 
 def entries(board: Path, task: str) -> list[dict[str, Any]]:

@@ -11,13 +11,13 @@ from typing import Any
 from rnem_bench.leaderboard.board import RANK_METRIC, entries
 
 COLUMNS = [  # (header, metric key, format)
-    ("rel. BCE", "relative_bce_last", "{:.3f}"),
-    ("rel. relational BCE", "relative_relational_bce_last", "{:.3f}"),
+    ("BCE / copy", "relative_bce_last", "{:.3f}"),
+    ("relational BCE / copy", "relative_relational_bce_last", "{:.3f}"),
     ("BCE", "bce_last", "{:.2f}"),
     ("relational BCE", "relational_bce_last", "{:.2f}"),
     ("ARI", "ari_mean", "{:.3f}"),
     ("ARI last", "ari_last", "{:.3f}"),
-    ("sim. BCE (mean)", "simulation_bce", "{:.2f}"),
+    ("sim. BCE (mean of 10)", "simulation_bce", "{:.2f}"),
 ]
 
 CONTRIBUTING = """## Contributing an entry

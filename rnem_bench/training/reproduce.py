@@ -178,8 +178,8 @@ CLAIMS = (
           ("curtain-rnem", "curtain"), (("curtain-lstm", "curtain"), ("curtain-rnn", "curtain"))),
 )
 
-COLUMNS = (("ari", "ARI"), ("bce", "BCE last"), ("relational_bce", "rel. BCE last"),
-           ("relative_bce", "BCE / copy"), ("relative_relational_bce", "rel. BCE / copy"), ("simulation_bce", "sim. BCE"))
+COLUMNS = (("ari", "ARI"), ("bce", "BCE last"), ("relational_bce", "relational BCE last"),
+           ("relative_bce", "BCE / copy"), ("relative_relational_bce", "relational BCE / copy"), ("simulation_bce", "sim. BCE"))
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
