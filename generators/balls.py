@@ -19,7 +19,7 @@ sequence's bytes never depend on chunking or on how many workers produced it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numba as nb
 import numpy as np
@@ -62,10 +62,14 @@ class Params:
 
     def capacity(self) -> int:
         """Most balls that surely fit: one per cell of a square grid of cells 2 r_max wide."""
-        r_max = self.radii_px[1] if self.heavy_prob > 0 else self.radii_px[0]
+        r_max = max(self.radii_px) if self.heavy_prob > 0 else self.radii_px[0]  # heavy may be the smaller
         return int(self.image_size // (2 * r_max)) ** 2
 
     def validate(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise RnemBenchError(f"{f.name.replace('_', '-')} must be a finite number, got {value}")
         lo, hi = self.n_balls
         if lo < 1 or hi < lo:
             raise RnemBenchError(f"--n-balls range {lo}-{hi} is invalid: need 1 <= min <= max")

@@ -118,6 +118,61 @@ def test_verify_detects_corruption(tmp_path, tiny_balls):
         verify_dataset(copy, progress=False)
 
 
+def _first_chunk_file(folder: Path) -> Path:
+    return min(f for f in folder.rglob("*") if f.is_file())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "bitflip"])
+def test_damaged_chunks_are_one_line_errors(tmp_path, tiny_balls, damage):
+    import shutil
+
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(tiny_balls, copy)
+    chunk = _first_chunk_file(copy / "test" / "features" / "c")
+    data = bytearray(chunk.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2 :] = bytes(b ^ 0xFF for b in data[len(data) // 2 :])
+    chunk.write_bytes(bytes(data))
+    for args in (["verify", str(copy), "--quiet"], ["show", str(copy), "--out", str(tmp_path / "x.png")]):
+        r = run_cli(*args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "test" in lines[0], r.stderr[-2000:]
+    assert run_cli("info", str(copy)).returncode == 0  # metadata intact: info still describes it
+
+
+def test_damaged_metadata_and_done_flags(tmp_path, tiny_balls):
+    import shutil
+
+    broken = tmp_path / "meta.zarr"
+    shutil.copytree(tiny_balls, broken)
+    (broken / "test" / "groups" / "zarr.json").write_text("{trunc")
+    for args in (["info", str(broken)], ["show", str(broken)]):
+        r = run_cli(*args)
+        assert r.returncode == 2 and "test/groups is missing or unreadable" in r.stderr, r.stderr[-2000:]
+    # a damaged done flag reads as "not done": rerunning generate redoes that chunk and repairs it
+    flags = tmp_path / "flags.zarr"
+    shutil.copytree(tiny_balls, flags)
+    flag = _first_chunk_file(flags / "train" / DONE_ARRAY / "c")
+    flag.write_bytes(flag.read_bytes()[:3])
+    zarr.open_group(str(flags), mode="r+").attrs["complete"] = False
+    assert run_cli("info", str(flags)).returncode == 0
+    generate_dataset(tiny_balls_recipe(), flags, workers=1, progress=False)
+    assert "OK" in verify_dataset(flags, progress=False)
+    assert_same_data(flags, tiny_balls)
+
+
+def test_a_store_killed_while_being_created_is_recreated(tmp_path):
+    path = tmp_path / "mid.zarr"
+    recipe = tiny_balls_recipe()
+    layout = balls.layout(balls.Params(n_balls=(3, 3), steps=8))
+    DatasetWriter(path, recipe, layout)
+    zarr.open_group(str(path), mode="r+").attrs["created"] = False  # as if killed before its arrays existed
+    generate_dataset(recipe, path, workers=1, progress=False)
+    assert "OK" in verify_dataset(path, progress=False)
+
+
 def test_loader_visits_every_sequence_once_per_epoch(tiny_balls):
     ds = open_dataset(tiny_balls)
     loader = SequenceLoader(ds, "train", arrays=("features", "n_objects", "positions"), batch_size=5, drop_last=False,
@@ -167,6 +222,11 @@ def test_cli_generate_info_verify_show(tmp_path):
         (["generate", "--task", "balls9"], "unknown task"),
         (["info", "no/such/place.zarr"], "not found"),
         (["show", "no/such/place.zarr"], "not found"),
+        (["generate", "balls", "--radius", "nan"], "radius must be a finite number"),
+        (["generate", "balls", "--speed", "inf"], "speed must be a finite number"),
+        (["generate", "balls", "--radius", "3", "--heavy-radius-ratio", "0.5", "--n-balls", "9"], "do not fit"),
+        (["generate", "--n-seq", "10/0/0", "balls"], "put --n-seq after the generator name"),
+        (["generate", "balls", "--out", "pyproject.toml"], "is a file"),
     ],
 )
 def test_bad_input_is_one_clear_line(args, message):
@@ -190,6 +250,11 @@ def test_refuses_foreign_or_different_stores(tmp_path, tiny_balls):
     assert "OK" in verify_dataset(tiny_balls, progress=False)
     r = run_cli("verify", str(foreign))
     assert r.returncode == 2 and "not an rnem-bench dataset" in r.stderr
+
+
+def test_show_refuses_a_split_the_dataset_lacks(tmp_path, tiny_balls):
+    r = run_cli("show", str(tiny_balls), "--split", "bogus", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "--split bogus" in r.stderr and not (tmp_path / "x.png").exists()
 
 
 def test_task_recipes_are_pinned():

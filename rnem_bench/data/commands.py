@@ -87,6 +87,11 @@ def custom_recipe(generator: str, params: Any, n_seq, seed, chunk_size) -> Recip
 def generate(ctx, task_name, n_seq, out, seed, workers, scheduler, chunk_size, quiet):
     """Generate a dataset: `generate --task balls4`, or `generate balls|curtain|invaders [OPTIONS]`."""
     if ctx.invoked_subcommand is not None:
+        given = [p.opts[0] for p in ctx.command.params
+                 if ctx.get_parameter_source(p.name) is not click.core.ParameterSource.DEFAULT]
+        if given:  # they belong to the generator: silently dropping them would run the default sizes
+            raise RnemBenchError(f"put {', '.join(given)} after the generator name: "
+                                 f"`rnem-bench generate {ctx.invoked_subcommand} {' '.join(given)} ...`")
         return
     if task_name is None:
         click.echo(ctx.get_help())
@@ -199,8 +204,7 @@ def info(dataset):
     from rich.console import Console
     from rich.table import Table
 
-    from rnem_bench.data.schema import DONE_ARRAY
-    from rnem_bench.data.store import open_dataset
+    from rnem_bench.data.store import done_flags, open_dataset
     from rnem_bench.tasks import TASKS
 
     ds = open_dataset(resolve_dataset_path(dataset), require_complete=False)
@@ -211,7 +215,7 @@ def info(dataset):
     console.print(f"generator: {recipe.generator}   seed: {recipe.seed}   format: {ds.attrs.get('format_version')}   "
                   f"rnem-bench {ds.attrs.get('package_version')}")
     console.print(f"fingerprint: {ds.fingerprint}   canonical task: {', '.join(matches) or 'none (custom recipe)'}")
-    done = {s: int(ds.root[s][DONE_ARRAY][:].sum()) for s in ds.counts}
+    done = {s: int(done_flags(ds.root, s).sum()) for s in ds.counts}
     total = {s: -(-n // recipe.chunk_size) for s, n in ds.counts.items()}
     state = "complete" if ds.complete else "INCOMPLETE (" + ", ".join(f"{s} {done[s]}/{total[s]} chunks" for s in ds.counts) + ")"
     console.print(f"status: {state}")
@@ -249,7 +253,7 @@ def verify(dataset, quiet):
 @click.command()
 @click.argument("target")
 @click.option("--index", type=int, default=0, show_default=True, help="Sequence index.")
-@click.option("--split", default="test", show_default=True, help="Split to read (datasets only).")
+@click.option("--split", default=None, help="Split to read (datasets only; default: test, else the first).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output .png or .gif.")
 def show(target, index, split, out):
     """Render a sequence of a dataset (objects coloured by `groups`), or a run's figures (RUNDIR)."""
@@ -265,8 +269,10 @@ def show(target, index, split, out):
     from rnem_bench.data.store import open_dataset
 
     ds = open_dataset(resolve_dataset_path(target))
-    if split not in ds.counts:
-        split = next(iter(ds.counts))
+    if split is None:
+        split = "test" if "test" in ds.counts else next(iter(ds.counts))
+    elif split not in ds.counts:
+        raise RnemBenchError(f"--split {split}: {ds.path} has the splits {', '.join(ds.counts)}")
     out = out or Path(f"{ds.path.stem}_{split}_{index}.png")
     save_sequence(ds, split, index, out)
     click.echo(f"wrote {out}")

@@ -69,7 +69,7 @@ def _buffers(recipe_json: str, task: ChunkTask) -> dict[str, Any]:
 def _init_worker(threads: int) -> None:
     import numba
 
-    numba.set_num_threads(threads)
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # NUMBA_NUM_THREADS caps it
 
 
 def _run_local(path: str, recipe_json: str, tasks: list[ChunkTask], workers: int, bar: tqdm) -> None:

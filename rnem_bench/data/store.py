@@ -72,13 +72,15 @@ class DatasetWriter:
         unknown = set(layout) - set(ARRAYS)
         if unknown:
             raise RnemBenchError(f"generator writes arrays unknown to the schema: {sorted(unknown)}")
-        if self.path.exists() and any(self.path.iterdir()):
-            self._check_resumable()
-        else:
-            self._create(extra_attrs or {})
+        if self.path.exists() and not self.path.is_dir():
+            raise RnemBenchError(f"{self.path} is a file, not a dataset directory; choose another --out")
+        if self.path.exists() and any(self.path.iterdir()) and self._check_resumable():
+            return
+        self._create(extra_attrs or {})
 
     # The recipe in an existing store must be ours, or we refuse to touch it.
-    def _check_resumable(self) -> None:
+    def _check_resumable(self) -> bool:
+        """True: resume the store as it is; False: it is ours but its creation was cut short."""
         if not (self.path / "zarr.json").exists():
             raise RnemBenchError(f"{self.path} exists and is not an rnem-bench dataset; refusing to overwrite it")
         root = _open_group(self.path, "r")
@@ -90,9 +92,32 @@ class DatasetWriter:
                 f"{self.path} holds a different recipe (fingerprint {theirs}, ours {self.recipe.fingerprint()}); "
                 "choose another --out or delete it"
             )
+        if not root.attrs.get("created", True):
+            return False  # killed while creating its arrays: nothing was generated yet, start again
+        version = root.attrs.get("package_version")
+        if not root.attrs.get("complete", False) and version != __version__:
+            # chunks of two generator versions must not share one fingerprint
+            raise RnemBenchError(f"{self.path} was started by rnem-bench {version}; finish it with that version or delete it")
+        return True
 
     def _create(self, extra_attrs: dict[str, Any]) -> None:
-        root = zarr.open_group(store=str(self.path), mode="w", zarr_format=3)
+        # The recipe goes in first, with created=false until every array exists, so a run killed
+        # while creating is recognised as ours and recreated instead of refused as foreign.
+        attrs = {
+            "format_version": FORMAT_VERSION,
+            "recipe": self.recipe.to_dict(),
+            "fingerprint": self.recipe.fingerprint(),
+            "counts": dict(self.recipe.splits),
+            "arrays": list(self.layout),
+            "package_version": __version__,
+            **extra_attrs,
+            "created": False,
+            "complete": False,
+        }
+        try:
+            root = zarr.open_group(store=str(self.path), mode="w", zarr_format=3, attributes=attrs)
+        except OSError as err:
+            raise RnemBenchError(f"cannot create {self.path}: {err.strerror or err}") from None
         names = list(self.layout)
         for split, n in self.recipe.splits.items():
             group = root.create_group(split)
@@ -111,24 +136,12 @@ class DatasetWriter:
                 )
             group.create_array(DONE_ARRAY, shape=(n_chunks,), chunks=(1,), dtype="uint8", fill_value=0)
             group.create_array(CRC_ARRAY, shape=(n_chunks, len(names)), chunks=(1, len(names)), dtype="uint32", fill_value=0)
-        # Root attrs last but one; `complete` stays false until finalize().
-        root.attrs.update(
-            {
-                "format_version": FORMAT_VERSION,
-                "recipe": self.recipe.to_dict(),
-                "fingerprint": self.recipe.fingerprint(),
-                "counts": dict(self.recipe.splits),
-                "arrays": names,
-                "package_version": __version__,
-                **extra_attrs,
-                "complete": False,
-            }
-        )
+        root.attrs["created"] = True  # `complete` stays false until finalize()
 
     def pending(self) -> list[ChunkTask]:
         """Chunk tasks not yet written (all of them for a new dataset)."""
         root = _open_group(self.path, "r")
-        done = {split: root[split][DONE_ARRAY][:] for split in self.recipe.splits}
+        done = {split: done_flags(root, split) for split in self.recipe.splits}
         return [t for t in chunk_tasks(self.recipe) if not done[t.split][t.index]]
 
     def finalize(self) -> None:
@@ -138,6 +151,21 @@ class DatasetWriter:
             raise RnemBenchError(f"{self.path}: {len(left)} chunks are still missing; rerun the same command to resume")
         root = zarr.open_group(store=str(self.path), mode="r+", zarr_format=3)
         root.attrs["complete"] = True
+
+
+def done_flags(root: zarr.Group, split: str) -> np.ndarray:
+    """The split's ``_chunk_done`` flags; a damaged flag reads as 0, so its chunk is redone."""
+    flags = root[split][DONE_ARRAY]
+    try:
+        return flags[:]
+    except (RuntimeError, ValueError, OSError):
+        out = np.zeros(flags.shape, np.uint8)
+        for i in range(len(out)):
+            try:
+                out[i] = flags[i]
+            except (RuntimeError, ValueError, OSError):
+                pass
+        return out
 
 
 def chunk_crc32(arrays: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
@@ -160,13 +188,15 @@ def _write_chunk(path: str | Path, task: ChunkTask, arrays: dict[str, np.ndarray
     names = list(root.attrs["arrays"])
     group = root[task.split]
     n = task.stop - task.start
+    stored = {}
     for name in names:
         data = arrays[name]
         expected = (n, *group[name].shape[1:])
         if data.shape != expected:
             raise RnemBenchError(f"generator produced {name} of shape {data.shape}, schema expects {expected}")
-        group[name][task.start : task.stop] = data.astype(group[name].dtype, copy=False)
-    group[CRC_ARRAY][task.index] = chunk_crc32(arrays, names)
+        stored[name] = data.astype(group[name].dtype, copy=False)  # the checksum is of the stored bytes
+        group[name][task.start : task.stop] = stored[name]
+    group[CRC_ARRAY][task.index] = chunk_crc32(stored, names)
     group[DONE_ARRAY][task.index] = 1
 
 
@@ -206,12 +236,31 @@ class Dataset:
     def complete(self) -> bool:
         return bool(self.root.attrs.get("complete", False))
 
-    def array(self, split: str, name: str) -> zarr.Array:
+    def array(self, split: str, name: str) -> "StoredArray":
         if split not in self.counts:
             raise RnemBenchError(f"{self.path} has no '{split}' split (it has {', '.join(self.counts)})")
         if name not in self.arrays:
             raise RnemBenchError(f"{self.path} has no '{name}' array (it has {', '.join(self.arrays)})")
-        return self.root[split][name]
+        return StoredArray(self.root[split][name], f"{self.path}/{split}/{name}")
+
+
+class StoredArray:
+    """A dataset's lazy Zarr array whose reads turn a damaged chunk into a one-line error
+    (naming the array and pointing at `verify`) instead of a codec's traceback."""
+
+    def __init__(self, array: zarr.Array, where: str):
+        self.zarr, self.where = array, where
+        self.shape, self.dtype, self.chunks, self.nbytes = array.shape, array.dtype, array.chunks, array.nbytes
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, selection: Any) -> np.ndarray:
+        try:
+            return self.zarr[selection]
+        except (RuntimeError, ValueError, OSError, KeyError) as err:
+            raise RnemBenchError(f"{self.where}: unreadable chunk ({type(err).__name__}: {str(err)[:80]}); "
+                                 "run `rnem-bench verify` and regenerate") from None
 
 
 def open_dataset(path: str | Path, require_complete: bool = True) -> Dataset:
@@ -228,6 +277,14 @@ def open_dataset(path: str | Path, require_complete: bool = True) -> Dataset:
     if int(attrs.get("format_version", -1)) > FORMAT_VERSION:
         raise RnemBenchError(f"{path} has format version {attrs['format_version']}; this rnem-bench reads <= {FORMAT_VERSION}")
     ds = Dataset(path, root)
+    try:  # every split and array the attributes promise must open (their metadata is intact)
+        for split in ds.counts:
+            for name in ds.arrays:
+                if not isinstance(root[split][name], zarr.Array):
+                    raise KeyError(name)
+    except Exception as err:  # zarr raises KeyError, JSONDecodeError, ... for damaged metadata
+        raise RnemBenchError(f"{path}: metadata of {split}/{name} is missing or unreadable ({type(err).__name__}); "
+                             "the dataset is damaged: delete it and generate it again") from None
     if require_complete and not ds.complete:
         raise RnemBenchError(f"{path} is incomplete (generation was interrupted); rerun the same generate command to finish it")
     return ds

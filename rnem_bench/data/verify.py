@@ -85,10 +85,14 @@ def verify_dataset(path: str | Path, progress: bool = True) -> str:
     for task in tqdm(tasks, desc="verify", unit="chunk", disable=not progress):
         group = ds.root[task.split]
         where = f"{task.split} sequences {task.start}:{task.stop}"
-        if not group[DONE_ARRAY][task.index]:
+        try:
+            done, crc = group[DONE_ARRAY][task.index], group[CRC_ARRAY][task.index]
+            arrays = {name: group[name][task.start : task.stop] for name in names}
+        except (RuntimeError, ValueError, OSError, KeyError) as err:  # codec errors of damaged files
+            _fail(ds, f"{where}: unreadable chunk ({type(err).__name__}); delete the dataset and generate it again")
+        if not done:
             _fail(ds, f"{where}: chunk never finished writing")
-        arrays = {name: group[name][task.start : task.stop] for name in names}
-        if not np.array_equal(chunk_crc32(arrays, names), group[CRC_ARRAY][task.index]):
+        if not np.array_equal(chunk_crc32(arrays, names), crc):
             _fail(ds, f"{where}: checksum mismatch (data changed or corrupted after writing)")
         check_values(ds, where, arrays)
     n = sum(ds.counts.values())
