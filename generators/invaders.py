@@ -10,6 +10,12 @@ consecutive recorded frames are one agent step (``frame_skip`` = 4 raw frames) a
 of a sequence is that step's max-pooled grayscale screen, area-resized to ``image_size`` and
 binarised; ``actions[t]`` is the action the policy chose after seeing frame t.
 
+Deviation from the paper: "preprocessed as in Mnih et al." cites the 2013 DQN paper, which resized
+to 110x84, cropped the 84x84 play area (dropping the score) and used frame skip 3 for Space
+Invaders. We follow the 2015 Nature-DQN conventions instead (whole screen area-resized to 84x84,
+frame skip 4, max of the last two raw frames), as today's Atari wrappers and our DQN do, so the
+recorded frames are the ones the policy was trained on; the score digits stay in the frame.
+
 Chunks: a chunk task (split, start, stop) records its own episodes, episode k seeded from
 (seed, split, start, k), until it holds ``stop - start`` sequences. Each episode is cut into
 windows of ``steps + 1`` frames that never cross its end, back to back (``overlap``: every frame
@@ -73,6 +79,9 @@ class Params:
             raise RnemBenchError(f"image size must be in 8..210 (the screen is 210x160), got {self.image_size}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise RnemBenchError(f"epsilon must be in [0, 1], got {self.epsilon}")
+        if self.policy == "random" and self.epsilon != Params.epsilon:
+            # random play ignores epsilon: another value would change the fingerprint, not the data
+            raise RnemBenchError(f"--epsilon applies to DQN policies only; leave it at {Params.epsilon} with --policy random")
         if not 0.0 <= self.threshold < 1.0:
             raise RnemBenchError(f"threshold must be in [0, 1), got {self.threshold}")
         if not re.fullmatch(r"[A-Za-z0-9_]+", self.game):

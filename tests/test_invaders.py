@@ -102,6 +102,14 @@ def test_bad_params_are_one_line_errors(bad, match):
         invaders.Params(**bad).validate()
 
 
+def test_epsilon_is_refused_with_the_random_policy():
+    # random play ignores epsilon: a new value would fork the fingerprint over identical data
+    with pytest.raises(RnemBenchError, match="--epsilon applies to DQN policies only"):
+        invaders.Params(epsilon=0.1).validate()
+    invaders.Params(policy="random", epsilon=0.05).validate()  # the default (the README's example) stays valid
+    invaders.Params(policy="dqn:x.pt", policy_sha256="0" * 64, epsilon=0.1).validate()
+
+
 def test_window_cutting():
     assert invaders.window_starts(30, 10, overlap=False) == [0, 10, 20]
     assert invaders.window_starts(29, 10, overlap=False) == [0, 10]

@@ -6,6 +6,12 @@ baselines' ``WarpFrame``): the whole screen is area-resampled to 84x84, no crop.
 is a weighted average over the source pixels each target pixel covers, first along rows, then
 along columns (what OpenCV's INTER_AREA computes).
 
+This deviates from the R-NEM paper (appendix A.2: "pre-processed as in Mnih et al. (2013)"), whose
+reference resized to 110x84 and cropped the 84x84 play area, dropping the score, with frame skip 3
+for Space Invaders. We keep the 2015 conventions (with frame skip 4 and the max of the last two
+raw frames, see ``ale.py``) because our DQN is trained on them and the recorder must show it the
+frames it learned from; the canonical invaders data are pinned to them.
+
 The R-NEM paper then thresholds the [0, 1] image at 0.0001: every pixel that any lit screen pixel
 touches becomes 1, so colour does not reveal which group an entity belongs to.
 """
