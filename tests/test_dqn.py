@@ -5,6 +5,7 @@ reload, resume bit for bit and keep a finite loss. ``dqn eval`` against the rand
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import replace
 
@@ -124,6 +125,13 @@ def test_replay_wraparound_skips_overwritten_history():
     assert torch.equal(again.sample(8, gen)["obs"], buffer.sample(8, torch.Generator().manual_seed(2))["obs"])
 
 
+def test_replay_checkpoint_holds_only_the_filled_slots(tmp_path):
+    buffer = ReplayBuffer(2000)  # 14 MB of frames at full capacity
+    fill(buffer, [10])
+    torch.save(buffer.state_dict(), tmp_path / "replay.pt")
+    assert (tmp_path / "replay.pt").stat().st_size < 20 * 84 * 84  # 10 frames and their metadata, not 2000
+
+
 # ------------------------------------------------------------------------------------- training
 def tiny_config(**overrides):
     from rnem_bench.dqn.trainer import DQNConfig
@@ -159,17 +167,29 @@ def test_trainer_runs_saves_and_reloads(trained_run):
     assert load_policy_record(out / "policy.pt")["agent_steps"] == 240
     assert load_policy_record(out / "train.pt")["agent_steps"] == 240  # the training checkpoint works as a policy
     assert all(torch.isfinite(p).all() for p in net.parameters())
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in ("policy.pt", "train.pt", "config.json"):  # the mode open() would give, not mkstemp's 0600
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     assert not torch.equal(net.out.weight, (torch.manual_seed(0), NatureDQN(6))[1].out.weight), "weights must have moved"
 
 
 def test_resume_equals_the_uninterrupted_run(trained_run, tmp_path):
     from rnem_bench.dqn.trainer import read_log, train_dqn
 
-    full, _ = trained_run
+    full, full_summary = trained_run
     out = tmp_path / "split"
     train_dqn(tiny_config(steps=100), out, progress=False)  # stops mid-episode, 60 steps after the first update
+    stale = [out / ".train.pt.k1ll3d.tmp", out / ".policy.pt.k1ll3d.tmp"]  # a save the kill interrupted
+    for path in stale:
+        path.write_bytes(b"\0" * 1000)
+    (out / "notes.txt").write_text("mine")
     summary = train_dqn(tiny_config(), out, resume=True, progress=False)
     assert summary["agent_steps"] == 240
+    assert not any(path.exists() for path in stale) and (out / "notes.txt").exists()
+    # the last 100 returns are part of the checkpoint: the summary counts episodes from before the resume
+    assert summary["mean_return_last_100"] is not None
+    assert summary["mean_return_last_100"] == full_summary["mean_return_last_100"]
     a = load_policy_record(full / "policy.pt")["state_dict"]
     b = load_policy_record(out / "policy.pt")["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -188,6 +208,62 @@ def test_run_dir_misuse_is_refused(trained_run, tmp_path):
         train_dqn(tiny_config(), tmp_path / "empty", resume=True, progress=False)
     with pytest.raises(RnemBenchError, match="learning_starts"):
         train_dqn(tiny_config(learning_starts=2), tmp_path / "bad", progress=False)
+
+
+def invoke(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    from rnem_bench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["rnem-bench", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+def assert_one_line_error(code: int, err: str, message: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+
+
+@pytest.mark.parametrize("extra, gpus, message", [
+    (["--device", "bogus"], 0, "--device must be auto, cpu or cuda[:N], got 'bogus'"),
+    (["--device", "cuda"], 0, "no CUDA device is available"),
+    (["--device", "cuda:x"], 1, "--device must be auto, cpu or cuda[:N], got 'cuda:x'"),
+    (["--device", "cuda:1"], 1, "only 1 CUDA device(s) here"),
+    (["--steps", "0"], 0, "steps must be >= 1, got 0"),
+    (["--learning-starts", "2"], 0, "learning_starts (2) must be >= batch_size"),
+    ("no-ale", 0, "pip install rnem-bench[atari]"),
+])
+def test_train_bad_input_is_one_line_and_leaves_no_run_dir(tmp_path, monkeypatch, capsys, extra, gpus, message):
+    # what torch reports, whatever this machine has (a CPU-only torch, or one GPU)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    if extra == "no-ale":
+        monkeypatch.setitem(sys.modules, "ale_py", None)
+        extra = []
+    out = tmp_path / "runs" / "r"
+    code, err = invoke(monkeypatch, capsys, "dqn", "train", "--out", str(out), "--quiet", *extra)
+    assert_one_line_error(code, err, message)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_out_that_is_a_file_is_refused(tmp_path, monkeypatch, capsys):
+    (tmp_path / "taken").write_text("x")
+    code, err = invoke(monkeypatch, capsys, "dqn", "train", "--out", str(tmp_path / "taken"), "--device", "cpu")
+    assert_one_line_error(code, err, "is a file, not a run directory")
+
+
+@pytest.mark.parametrize("device, message", [
+    ("bogus", "--device must be auto, cpu or cuda[:N], got 'bogus'"), ("cuda", "no CUDA device is available"),
+])
+def test_eval_bad_device_is_one_line(trained_run, monkeypatch, capsys, device, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out, _ = trained_run
+    code, err = invoke(monkeypatch, capsys, "dqn", "eval", str(out), "--episodes", "1", "--device", device)
+    assert_one_line_error(code, err, message)
 
 
 def test_eval_command_compares_with_random(trained_run, monkeypatch, capsys):
@@ -213,6 +289,14 @@ def test_train_command_writes_a_policy(tmp_path, monkeypatch, capsys):
     summary = json.loads(capsys.readouterr().out.splitlines()[0])
     assert summary["agent_steps"] == 60 and (out / "policy.pt").exists()
     assert json.loads((out / "config.json").read_text())["buffer_size"] == 100
+    # --resume takes the saved values of the options left out; one given and different is still refused
+    monkeypatch.setattr(sys, "argv", ["rnem-bench", "dqn", "train", "--out", str(out), "--resume", "--steps", "80", "--quiet"])
+    main()
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["agent_steps"] == 80
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["steps"], saved["buffer_size"], saved["learning_starts"], saved["device"]) == (80, 100, 20, "cpu")
+    code, err = invoke(monkeypatch, capsys, "dqn", "train", "--out", str(out), "--resume", "--lr", "0.5")
+    assert_one_line_error(code, err, "differ from the saved run: lr")
 
 
 @pytest.mark.gpu

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from rnem_bench.data.commands import custom_recipe, generation_options, run_generation
 from rnem_bench.errors import RnemBenchError
@@ -42,17 +43,20 @@ def dqn():
 @click.option("--double/--no-double", default=True, show_default=True, help="Double-DQN target (off: Nature DQN's max).")
 @click.option("--checkpoint-every", type=int, default=100_000, show_default=True, help="Agent steps between checkpoints.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(out, steps, resume, max_minutes, game, seed, device, buffer_size, batch_size, lr, learning_starts, train_every,
-          target_update, eps_decay_steps, eps_end, sticky_actions, double, checkpoint_every, quiet):
-    """Train a Nature-DQN on an Atari game; writes OUT/policy.pt for `--policy dqn:OUT/policy.pt`."""
-    from rnem_bench.dqn.trainer import DQNConfig, train_dqn
+@click.pass_context
+def train(ctx: click.Context, out: Path, resume: bool, max_minutes: float | None, quiet: bool, **options) -> None:
+    """Train a Nature-DQN on an Atari game; writes OUT/policy.pt for `--policy dqn:OUT/policy.pt`.
 
-    config = DQNConfig(
-        game=game, steps=steps, seed=seed, device=device, sticky_actions=sticky_actions, buffer_size=buffer_size,
-        batch_size=batch_size, lr=lr, learning_starts=learning_starts, train_every=train_every,
-        target_update=target_update, eps_end=eps_end, eps_decay_steps=eps_decay_steps, double=double,
-        checkpoint_every=checkpoint_every,
-    )
+    With --resume, options left out take the saved run's values.
+    """
+    from rnem_bench.dqn.trainer import DQNConfig, saved_config, train_dqn
+
+    saved = saved_config(out) if resume and out.is_dir() else None
+    if saved is not None:
+        given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
+        config = DQNConfig.from_dict({**asdict(saved), **given})
+    else:
+        config = DQNConfig(**options)
     summary = train_dqn(config, out, resume=resume, max_minutes=max_minutes, progress=not quiet)
     click.echo(json.dumps(summary))
     click.echo(f"policy: {out / 'policy.pt'}  (record with: rnem-bench generate invaders --policy dqn:{out / 'policy.pt'})")
@@ -78,18 +82,17 @@ def _policy_path(target: str) -> Path:
 @click.option("--device", default="cpu", show_default=True)
 def eval_(policy, episodes, epsilon, game, seed, sticky_actions, max_episode_frames, compare_random, device):
     """Mean episode return of POLICY (a DQN checkpoint, a run directory, or 'random')."""
-    import torch
-
     from rnem_bench.dqn.ale import AtariGame, EnvConfig
     from rnem_bench.dqn.evaluate import evaluate_policy, summarize
     from rnem_bench.dqn.checkpoint import load_network, load_policy_record
-    from rnem_bench.dqn.network import GreedyQPolicy
+    from rnem_bench.dqn.network import GreedyQPolicy, torch_device
     from rnem_bench.dqn.policy import RandomPolicy
 
     if episodes < 1:
         raise RnemBenchError(f"--episodes must be >= 1, got {episodes}")
     if not 0.0 <= epsilon <= 1.0:
         raise RnemBenchError(f"--epsilon must be in [0, 1], got {epsilon}")
+    device = torch_device(device)
     path = None if policy == "random" else _policy_path(policy)
     if path is not None and game is None:
         game = load_policy_record(path)["game"]
@@ -97,7 +100,7 @@ def eval_(policy, episodes, epsilon, game, seed, sticky_actions, max_episode_fra
     atari = AtariGame(env)
     players = {}
     if path is not None:
-        players[str(path)] = GreedyQPolicy(load_network(path, env.game, atari.n_actions), epsilon, torch.device(device))
+        players[str(path)] = GreedyQPolicy(load_network(path, env.game, atari.n_actions), epsilon, device)
     if path is None or compare_random:
         players["random"] = RandomPolicy(atari.n_actions)
     rows = {}

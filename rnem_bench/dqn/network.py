@@ -7,7 +7,8 @@
     fc      512 units, ReLU                 (3136 -> 512)
     out     one Q-value per action          (512 -> n_actions)
 
-``GreedyQPolicy`` plays with it: epsilon-greedy on its Q-values.
+``GreedyQPolicy`` plays with it: epsilon-greedy on its Q-values. ``torch_device`` resolves
+``--device`` for ``dqn train`` and ``dqn eval``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,21 @@ import torch
 from torch import nn
 
 from rnem_bench.dqn.ale import FRAME_STACK, SCREEN_SIZE
+from rnem_bench.errors import RnemBenchError
+
+
+def torch_device(name: str) -> torch.device:
+    """``--device`` as a torch.device, by the rules ``rnem-bench run`` uses; unknown or absent: one line."""
+    from rnem_bench.training.resolve import resolve_device
+
+    name = resolve_device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # "cuda:x" passes the prefix check but is no device
+        raise RnemBenchError(f"--device must be auto, cpu or cuda[:N], got '{name}'") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise RnemBenchError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
 
 
 class NatureDQN(nn.Module):

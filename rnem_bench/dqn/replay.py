@@ -90,8 +90,9 @@ class ReplayBuffer:
     # ----------------------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:
         n = self.size
-        return {"capacity": self.capacity, "pos": self.pos, "size": n,
-                **{k: getattr(self, k)[:n].cpu() for k in ("frames", "actions", "rewards", "dones", "episode", "t")}}
+        # Copies, not views: torch.save writes a view's whole storage, the full capacity (1.4 GB).
+        arrays = {k: getattr(self, k)[:n].to("cpu", copy=True) for k in ("frames", "actions", "rewards", "dones", "episode", "t")}
+        return {"capacity": self.capacity, "pos": self.pos, "size": n, **arrays}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state["capacity"]) != self.capacity:

@@ -17,9 +17,10 @@ Run directory::
 
     config.json   the DQNConfig
     log.jsonl     one line per finished episode: agent_step, episode, return, length, epsilon, loss, seconds
-    train.pt      everything a resume needs, in one atomic file: networks, optimizer, counters, RNG
-                  states, the ALE console state (so a resumed run continues mid-episode exactly),
-                  the frame stack and the replay buffer (the bulk: 7 KB per stored step)
+    train.pt      everything a resume needs, in one atomic file: networks, optimizer, counters, the
+                  last 100 returns, RNG states, the ALE console state (so a resumed run continues
+                  mid-episode exactly), the frame stack and the replay buffer (the bulk: 7 KB per
+                  stored step)
     policy.pt     the latest policy, for ``--policy dqn:PATH`` and ``dqn eval``
 
 On CPU a resumed run reproduces the uninterrupted one bit for bit; on a GPU up to the
@@ -42,7 +43,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rnem_bench.dqn.ale import AtariGame, EnvConfig, FrameStack, dqn_frame
-from rnem_bench.dqn.network import NatureDQN
+from rnem_bench.dqn.network import NatureDQN, torch_device
 from rnem_bench.dqn.checkpoint import TRAIN_FORMAT, policy_dict
 from rnem_bench.dqn.replay import ReplayBuffer
 from rnem_bench.errors import RnemBenchError
@@ -106,21 +107,13 @@ class DQNConfig:
         return cls(**d)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RnemBenchError(f"device '{name}' asked for but CUDA is not available")
-    return torch.device(name)
-
-
 class DQNTrainer:
     """Holds the whole training state; ``run()`` advances it to ``config.steps`` agent steps."""
 
     def __init__(self, config: DQNConfig, out: str | Path, progress: bool = True):
         config.validate()
         self.config, self.out, self.progress = config, Path(out), progress
-        self.device = resolve_device(config.device)
+        self.device = torch_device(config.device)
         torch.manual_seed(config.seed)
         self.game = AtariGame(config.env())
         n = self.game.n_actions
@@ -141,6 +134,7 @@ class DQNTrainer:
         self.stack.reset(dqn_frame(self.game.reset(self.rng)))
         self.lives = self.game.lives()
         self.losses: list[torch.Tensor] = []   # 0-d losses since the last finished episode (no device sync)
+        self.recent: deque[float] = deque(maxlen=100)  # returns of the last 100 episodes
         self.seconds = 0.0                      # training wall time before this process's run()
 
     # ------------------------------------------------------------------------------ learning
@@ -199,7 +193,7 @@ class DQNTrainer:
         """Train until ``config.steps`` (or ``max_seconds``); checkpoints on the way and at the end."""
         c = self.config
         start, t0 = self.step, time.perf_counter()
-        recent: deque[float] = deque(maxlen=100)
+        recent = self.recent
         log_file = open(self.out / LOG, "a")
 
         def log(entry: dict[str, Any]) -> None:
@@ -250,6 +244,7 @@ class DQNTrainer:
             "step": self.step, "episode": self.episode, "t": self.t, "episode_return": self.episode_return,
             "lives": self.lives, "stack": torch.from_numpy(self.stack.frames.copy()),
             "losses": torch.stack(self.losses).cpu() if self.losses else torch.zeros(0), "seconds": seconds,
+            "recent": torch.tensor(list(self.recent), dtype=torch.float64),
             "rng": json.dumps(self.rng.bit_generator.state), "sample_gen": self.sample_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "ale_state": torch.frombuffer(bytearray(ale_state), dtype=torch.uint8), "ale_last_action": last_action,
@@ -270,6 +265,7 @@ class DQNTrainer:
         self.stack.frames[:] = state["stack"].numpy()
         self.losses = list(state["losses"].to(self.device).unbind())
         self.seconds = float(state["seconds"])
+        self.recent.extend(state.get("recent", torch.zeros(0)).tolist())  # absent in older checkpoints
         self.rng.bit_generator.state = json.loads(state["rng"])
         self.sample_gen.set_state(state["sample_gen"])
         torch.set_rng_state(state["torch_rng"])
@@ -286,23 +282,47 @@ def _truncate_log(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in keep))
 
 
+def saved_config(out: str | Path) -> DQNConfig | None:
+    """The config of the run in ``out``, or None when there is none."""
+    path = Path(out) / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        return DQNConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as err:
+        raise RnemBenchError(f"cannot read {path}: {err}") from None
+
+
+def remove_stale_temps(out: Path) -> None:
+    """Temp files of atomic saves a killed run left behind (a train.pt one is as big as the replay)."""
+    for name in (CONFIG, LOG, TRAIN, POLICY):
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
 def train_dqn(config: DQNConfig, out: str | Path, resume: bool = False, max_minutes: float | None = None,
               progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a DQN in run directory ``out``; returns a summary dict."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RnemBenchError(f"--out {out} is a file, not a run directory")
     if (out / TRAIN).exists() and not resume:
         raise RnemBenchError(f"{out} already holds a DQN run; pass --resume to continue it or choose another --out")
     if resume and not (out / TRAIN).exists():
         raise RnemBenchError(f"nothing to resume: {out / TRAIN} does not exist")
     if resume:
-        saved = DQNConfig.from_dict(json.loads((out / CONFIG).read_text()))
+        saved = saved_config(out)
+        if saved is None:
+            raise RnemBenchError(f"cannot resume: {out / CONFIG} is missing")
         # only the length of the run, the device and the checkpoint interval may change on resume
         free = ("steps", "device", "checkpoint_every")
         diff = [k for k, v in asdict(config).items() if k not in free and v != asdict(saved)[k]]
         if diff:
             raise RnemBenchError(f"--resume with settings that differ from the saved run: {', '.join(diff)}")
-    out.mkdir(parents=True, exist_ok=True)
+    # Built before the run dir exists: a bad config or device, or a missing ale-py, leaves nothing behind.
     trainer = DQNTrainer(config, out, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)
     if resume:
         trainer.load()
     elif (out / LOG).exists():

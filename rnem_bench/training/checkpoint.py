@@ -28,12 +28,26 @@ from rnem_bench.training.config import RunConfig
 CONFIG, LOG, LAST, BEST, SUMMARY = "config.json", "log.jsonl", "last.pt", "best.pt", "summary.json"
 
 
+def _umask_mode() -> int:
+    """The mode open() gives a new file: mkstemp's 0600 would hide shipped policies from other users.
+
+    Read once at import: os.umask can only be read by setting it, which would race other threads.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _umask_mode()
+
+
 def _atomic(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
             write(f)
             f.flush()
             os.fsync(f.fileno())
