@@ -125,7 +125,8 @@ def test_no_attention_variant_has_alpha_one():
 
 
 def test_k1_rnn_is_a_plain_recurrent_autoencoder():
-    """RNN: gamma == 1, input x_t - psi_{t-1}, theta = sigmoid(W enc(.) + R theta), psi = dec(LN(theta))."""
+    """RNN: gamma == 1, input x_t - psi_{t-1}, pre = W enc(.) + R theta + b, theta = sigmoid(pre),
+    psi = dec(sigmoid(LN(pre))) (layer norm on the output, not on the recurrent connection)."""
     torch.manual_seed(0)
     model = build_model("rnn", 32).eval()
     x = frames(2, 5, 32).float()
@@ -133,29 +134,36 @@ def test_k1_rnn_is_a_plain_recurrent_autoencoder():
         out = model(x[:, :-1], x[:, 1:], torch.ones(2, 1, 32, 32), record=True)
         theta, psi, loss = torch.zeros(2, 250), torch.zeros(2, 1, 32, 32), 0.0
         for t in range(4):
-            theta = torch.sigmoid(model.cell.W(model.encoder(x[:, t : t + 1] - psi)) + model.cell.R(theta))
-            psi = model.decoder(model.out_norm(theta))
+            pre = model.cell.W(model.encoder(x[:, t : t + 1] - psi)) + model.cell.R(theta)
+            theta = torch.sigmoid(pre)
+            psi = model.decoder(torch.sigmoid(torch.nn.functional.layer_norm(pre, (250,), model.cell.norm.weight, model.cell.norm.bias)))
             torch.testing.assert_close(out["psi"][:, t], psi)
             loss += torch.nn.functional.binary_cross_entropy(psi[:, 0], x[:, t + 1], reduction="sum") / 2
     assert (out["gamma"] == 1).all()
     assert out["loss"].item() == pytest.approx(loss.item() / 4, rel=1e-4)
 
 
-def test_k1_lstm_is_the_standard_lstm_cell():
+def test_k1_lstm_is_a_layer_normalised_lstm():
+    """TensorFlow's LayerNormBasicLSTMCell (the original's LSTM): gates i, j, f, o each
+    layer-normalised, forget bias 1, the new cell layer-normalised before tanh."""
     torch.manual_seed(0)
     model = build_model("lstm", 32).eval()
-    ref = torch.nn.LSTMCell(512, 250)
+    cell = model.cell
+    ln = torch.nn.functional.layer_norm
     with torch.no_grad():
-        ref.weight_ih.copy_(model.cell.W.weight)
-        ref.bias_ih.copy_(model.cell.W.bias)
-        ref.weight_hh.copy_(model.cell.R.weight)
-        ref.bias_hh.zero_()
+        for norm in (*cell.gate_norms, cell.cell_norm):  # non-trivial scales and shifts
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
         x = frames(2, 4, 32).float()
         out = model(x[:, :-1], x[:, 1:], torch.ones(2, 1, 32, 32), record=True)
         h, c, psi = torch.zeros(2, 250), torch.zeros(2, 250), torch.zeros(2, 1, 32, 32)
         for t in range(3):
-            h, c = ref(model.encoder(x[:, t : t + 1] - psi), (h, c))
-            psi = model.decoder(model.out_norm(h))
+            z = cell.W(model.encoder(x[:, t : t + 1] - psi)) + cell.R(h)
+            i, j, f, o = (ln(z[:, n * 250 : (n + 1) * 250], (250,), norm.weight, norm.bias)
+                          for n, norm in enumerate(cell.gate_norms))
+            c = ln(c * torch.sigmoid(f + 1.0) + torch.sigmoid(i) * torch.tanh(j), (250,), cell.cell_norm.weight, cell.cell_norm.bias)
+            h = torch.tanh(c) * torch.sigmoid(o)
+            psi = model.decoder(h)
             torch.testing.assert_close(out["psi"][:, t], psi, atol=1e-5, rtol=1e-4)
 
 

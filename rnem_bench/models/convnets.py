@@ -19,7 +19,9 @@ shrinks 84 -> 42 -> 21 -> 11 -> 6. The decoder resizes to the encoder's sizes in
 (8 -> 11 -> 21 -> 42 -> 84; 8 -> 16 -> 32 -> 64) so that it ends at the input size; the
 appendix's "reshape 2" is that nearest-neighbour resize (no transposed convolutions, to avoid
 checkerboard artefacts). Layer norm on a feature map normalises over (C, H, W) with a
-per-channel scale and shift, as TensorFlow's ``layer_norm`` did: ``GroupNorm(1, C)``.
+per-channel scale and shift, as TensorFlow's ``layer_norm`` did: ``GroupNorm(1, C)``. Every layer
+is linear map -> layer norm -> activation, the order of the original code's layer wrappers (the
+appendix's "conv 16 ELU ... layer norm" lists the parts, not their order).
 
 Any image size from 8 up works (tests use 16 or 32): sizes other than 84 use the balls layout.
 """
@@ -85,10 +87,10 @@ class Encoder(nn.Module):
         layers: list[nn.Module] = []
         c_in = 1
         for c_out, size in zip(cfg.channels, sizes):
-            layers += [SameConv(c_in, c_out, size, stride=2), nn.ELU(), nn.GroupNorm(1, c_out)]
+            layers += [SameConv(c_in, c_out, size, stride=2), nn.GroupNorm(1, c_out), nn.ELU()]
             c_in = c_out
         flat = c_in * sizes[-1] ** 2
-        layers += [nn.Flatten(), nn.Linear(flat, cfg.fc), nn.ELU(), nn.LayerNorm(cfg.fc)]
+        layers += [nn.Flatten(), nn.Linear(flat, cfg.fc), nn.LayerNorm(cfg.fc), nn.ELU()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,8 +105,8 @@ class Decoder(nn.Module):
         g, c0 = cfg.decoder_grid, cfg.decoder_channels[0] * 2  # 8x8x64 in both layouts
         self.grid = (c0, g, g)
         self.fc = nn.Sequential(
-            nn.Linear(hidden, cfg.fc), nn.ReLU(), nn.LayerNorm(cfg.fc),
-            nn.Linear(cfg.fc, c0 * g * g), nn.ReLU(), nn.LayerNorm(c0 * g * g),
+            nn.Linear(hidden, cfg.fc), nn.LayerNorm(cfg.fc), nn.ReLU(),
+            nn.Linear(cfg.fc, c0 * g * g), nn.LayerNorm(c0 * g * g), nn.ReLU(),
         )
         # Resize targets: the encoder's feature sizes in reverse, ending at the image size.
         self.sizes = list(reversed(cfg.feature_sizes()[:-1]))
@@ -112,7 +114,7 @@ class Decoder(nn.Module):
         convs: list[nn.Module] = []
         c_in = c0
         for c_out, size in zip(cfg.decoder_channels, self.sizes):
-            convs.append(nn.Sequential(SameConv(c_in, c_out, size, stride=1), nn.ReLU(), nn.GroupNorm(1, c_out)))
+            convs.append(nn.Sequential(SameConv(c_in, c_out, size, stride=1), nn.GroupNorm(1, c_out), nn.ReLU()))
             c_in = c_out
         convs.append(SameConv(c_in, 1, self.sizes[-1], stride=1))  # sigmoid in forward, in fp32
         self.convs = nn.ModuleList(convs)

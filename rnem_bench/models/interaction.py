@@ -9,13 +9,13 @@
       Upsilon_k(theta) = [theta^_k ; E_k],  theta^_k = MLP_enc(theta_k),  E_k = sum_{i != k} alpha_ki e_ki
       xi_ki = MLP_emb([theta^_k ; theta^_i]),  e_ki = MLP_eff(xi_ki),  alpha_ki = MLP_att(xi_ki)
 
-  with MLP_enc/emb/eff one layer of 250 ReLU + layer norm and MLP_att 100 tanh + layer norm, then
-  1 sigmoid (appendix A). ``attention=False`` gives the "R-NEM no att" ablation: alpha = 1.
+  with MLP_enc/emb/eff one layer of 250 units, layer norm, ReLU and MLP_att 100 units, layer
+  norm, tanh, then 1 sigmoid (appendix A). ``attention=False`` gives the "R-NEM no att" ablation: alpha = 1.
 
 Both are shared across components and sum over the other components, so they are equivariant
 to permutations of the K components and work for any K (trained at K=5, run at K=8).
 
-Invaders: when ``n_actions > 0`` an embedding of the agent's action (fc 10 ReLU + layer norm,
+Invaders: when ``n_actions > 0`` an embedding of the agent's action (fc 10, layer norm, ReLU,
 written as an embedding lookup, which equals a fully connected layer on the one-hot action) is
 concatenated to every theta_k before the interaction.
 """
@@ -27,12 +27,13 @@ from torch import nn
 
 
 def mlp(n_in: int, n_out: int, act: nn.Module) -> nn.Sequential:
-    """One fully connected layer, activation, layer norm (the appendix's building block)."""
-    return nn.Sequential(nn.Linear(n_in, n_out), act, nn.LayerNorm(n_out))
+    """One fully connected layer, layer norm, activation (the appendix's building block, in the
+    original code's order)."""
+    return nn.Sequential(nn.Linear(n_in, n_out), nn.LayerNorm(n_out), act)
 
 
 class ActionEmbedding(nn.Module):
-    """Action id (B,) -> (B, size): fc ``size`` ReLU + layer norm on the one-hot action."""
+    """Action id (B,) -> (B, size): fc ``size``, layer norm, ReLU on the one-hot action."""
 
     def __init__(self, n_actions: int, size: int = 10):
         super().__init__()
@@ -41,7 +42,7 @@ class ActionEmbedding(nn.Module):
         self.norm = nn.LayerNorm(size)
 
     def forward(self, action: torch.Tensor) -> torch.Tensor:
-        return self.norm(torch.relu(self.embed(action.long())))
+        return torch.relu(self.norm(self.embed(action.long())))
 
 
 class Independent(nn.Module):

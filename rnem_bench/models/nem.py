@@ -5,8 +5,8 @@ theta_k; the decoder turns it into pixel probabilities psi_k, its prediction of 
 One time step t (input frame x_t with bit-flip noise, target the clean frame x_{t+1}) is one
 generalised EM step:
 
-    M-step (learned, eq. 4):  theta_k = cell(enc(gamma_k * (x_t - psi_k)), Upsilon_k(theta))
-                              psi_k   = dec(LN(theta_k))                        (B, K, H, W)
+    M-step (learned, eq. 4):  pre_k   = W enc(gamma_k * (x_t - psi_k)) + R Upsilon_k(theta) + b
+                              theta_k = sigma(pre_k),  psi_k = dec(sigma(LN(pre_k)))  (B, K, H, W)
     E-step:                   p_k     = x_{t+1} psi_k + (1 - x_{t+1})(1 - psi_k) + 1e-6
                               gamma_k = p_k / sum_j p_j                         (B, K, H, W)
     loss (eq. 3):             sum_{pixels, k} gamma_k BCE(psi_k, x_{t+1})
@@ -18,7 +18,7 @@ back-propagating any gradients through gamma"): it is computed from a detached p
 state: theta = 0, psi = 0, gamma = |N(0, 1)| normalised over K (all ones when K = 1).
 
 The layer norm "on the output" of the recurrent layer normalises what the decoder reads; the
-recurrent state itself stays the raw sigmoid output, as in the original TensorFlow cell wrapper.
+recurrent state itself stays the plain sigmoid, as in the original TensorFlow cell wrappers.
 """
 
 from __future__ import annotations
@@ -121,7 +121,6 @@ class NEM(nn.Module):
         else:
             self.upsilon = Independent(theta_in)
         self.cell = CELLS[config.cell](conv.fc, self.upsilon.out_size, config.hidden)
-        self.out_norm = nn.LayerNorm(config.hidden)  # "layer norm on the output" of the recurrence
         self.decoder = Decoder(conv, config.hidden)
         self._step_fn = self.step
 
@@ -168,8 +167,8 @@ class NEM(nn.Module):
             a = self.actions(action).unsqueeze(1).expand(B, K, -1)    # (B, K, 10)
             theta = torch.cat([theta, a], dim=-1)
         upsilon, attention = self.upsilon(theta)                      # (B, K, U), (B, K, K)
-        state = self.cell(X, upsilon, state)                          # eq. (4)
-        psi = self.decoder(self.out_norm(self.cell.theta(state)).reshape(B * K, -1)).view(B, K, H, W)
+        state, out = self.cell(X, upsilon, state)                     # eq. (4); out (B, K, hidden)
+        psi = self.decoder(out.reshape(B * K, -1)).view(B, K, H, W)
         return state, psi, attention
 
     # --- one full EM step with its loss (the unit that torch.compile fuses)
