@@ -161,6 +161,33 @@ def test_user_errors_are_one_line(tiny32, tmp_path):
         make_config("rnem", str(tiny32), steps=50)
     with pytest.raises(RnemBenchError, match="noise"):
         make_config("rnem", str(tiny32), noise=0.7)
+    # an explicit 0 is refused, never read as "use the default"
+    for option, message in (("k", "k must be >= 1"), ("epochs", "epochs must be >= 1"),
+                            ("batch_size", "batch size must be >= 1"), ("patience", "patience must be >= 1")):
+        with pytest.raises(RnemBenchError, match=message):
+            make_config("rnem", str(tiny32), **{option: 0})
+    for device, message in (("cuda:x", "must be auto, cpu or cuda"), ("tpu", "must be auto, cpu or cuda")):
+        with pytest.raises(RnemBenchError, match=message):
+            make_config("rnem", str(tiny32), device=device)
+
+
+def test_malformed_run_files_are_one_line_errors(tiny32, tmp_path):
+    rundir = tmp_path / "run"
+    config = tiny_config(tiny32, epochs=1)
+    train(config, rundir, progress=False)
+    for junk in ([1, 2], {"model": {}}, torch.zeros(3)):  # a list, a dict lacking the training state, a tensor
+        torch.save(junk, rundir / ckpt.LAST)
+        with pytest.raises(RnemBenchError, match="not a training checkpoint"):
+            train(dataclasses.replace(config, epochs=2), rundir, resume=True, progress=False)
+    other = dataclasses.replace(tiny_config(tiny32, model="rnn"), epochs=2)
+    torch.save({**torch.load(rundir / ckpt.BEST, weights_only=True), "optimizer": {}, "rng": {}, "epoch": 1,
+                "best_valid": 1.0, "best_epoch": 1, "bad_epochs": 0, "seconds": 0.0, "history": []}, rundir / ckpt.LAST)
+    (rundir / ckpt.CONFIG).write_text(json.dumps(other.to_dict()))
+    with pytest.raises(RnemBenchError, match="does not fit this run's model"):
+        train(other, rundir, resume=True, progress=False)
+    (rundir / ckpt.CONFIG).write_text(json.dumps({**config.to_dict(), "image_size": "abc"}))
+    with pytest.raises(RnemBenchError, match="field 'image_size' has the wrong type"):
+        ckpt.RunConfig.load(rundir / ckpt.CONFIG)
 
 
 def test_default_run_dirs_never_clobber_a_run(tiny32, tmp_path, monkeypatch):

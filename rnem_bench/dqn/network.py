@@ -25,14 +25,7 @@ def torch_device(name: str) -> torch.device:
     """``--device`` as a torch.device, by the rules ``rnem-bench run`` uses; unknown or absent: one line."""
     from rnem_bench.training.resolve import resolve_device
 
-    name = resolve_device(name)
-    try:
-        device = torch.device(name)
-    except RuntimeError:  # "cuda:x" passes the prefix check but is no device
-        raise RnemBenchError(f"--device must be auto, cpu or cuda[:N], got '{name}'") from None
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise RnemBenchError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
-    return device
+    return torch.device(resolve_device(name))
 
 
 class NatureDQN(nn.Module):

@@ -104,6 +104,6 @@ def load_run(rundir: str | Path, which: str = "best", device: str | torch.device
     model = build_model(config.model, config.image_size, **config.model_options)
     try:
         model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as err:
+    except (KeyError, RuntimeError, TypeError, IndexError, AttributeError) as err:  # foreign or malformed file
         raise RnemBenchError(f"{rundir}: checkpoint does not fit model '{config.model}': {str(err).splitlines()[0][:200]}") from None
     return model.to(device).eval(), config

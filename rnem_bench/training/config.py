@@ -93,10 +93,17 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        if not isinstance(d, dict):
+            raise RnemBenchError(f"a run config is a JSON object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         missing = {"model", "dataset", "k", "noise", "seed", "image_size", "steps"} - set(d)
         if missing:
             raise RnemBenchError(f"run config lacks field(s): {', '.join(sorted(missing))}")
+        for name, value in d.items():
+            kinds = _FIELD_TYPES.get(name)
+            ok = kinds is None or (isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds))
+            if not ok and not (value is None and name in _OPTIONAL):
+                raise RnemBenchError(f"run config field '{name}' has the wrong type ({type(value).__name__})")
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def save(self, path: Path) -> None:
@@ -117,3 +124,14 @@ class RunConfig:
         """Fields that differ from ``other`` and would change the run's result if resumed."""
         a, b = self.to_dict(), other.to_dict()
         return [name for name in a if name not in self.RESUMABLE_CHANGES and a[name] != b[name]]
+
+
+# JSON types of the saved fields (config.json is read back on resume, evaluate and show)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,), "dataset": (str,), "task": (str,), "k": (int,), "noise": (int, float), "seed": (int,),
+    "image_size": (int,), "steps": (int,), "dataset_fingerprint": (str,), "preset": (str,), "epochs": (int,),
+    "batch_size": (int,), "lr": (int, float), "patience": (int,), "train_limit": (int,), "valid_limit": (int,),
+    "use_actions": (bool,), "model_options": (dict,), "device": (str,), "bf16": (bool,), "compile": (bool,),
+    "world_size": (int,),
+}
+_OPTIONAL = {"task", "train_limit", "valid_limit"}

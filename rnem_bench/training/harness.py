@@ -151,12 +151,20 @@ class Trainer:
 
     def restore(self) -> None:
         """Continue from ``last.pt`` (all ranks read it)."""
-        saved = ckpt.read_checkpoint(self.rundir / ckpt.LAST)
-        self.net.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"]["torch"])
-        if "cuda" in saved["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
+        path = self.rundir / ckpt.LAST
+        saved = ckpt.read_checkpoint(path)
+        keys = ("model", "optimizer", "rng", "epoch", "best_valid", "best_epoch", "bad_epochs", "seconds", "history")
+        if not isinstance(saved, dict) or any(key not in saved for key in keys):
+            raise RnemBenchError(f"{path} is not a training checkpoint of rnem-bench (it lacks {', '.join(keys)})")
+        try:
+            self.net.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            torch.set_rng_state(saved["rng"]["torch"])
+            if "cuda" in saved["rng"] and self.device.type == "cuda":
+                torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
+        except (RuntimeError, KeyError, TypeError, ValueError) as err:
+            raise RnemBenchError(f"{path} does not fit this run's model: {type(err).__name__}: "
+                                 f"{str(err).splitlines()[0][:200]}") from None
         self.state = Progress(saved["epoch"], saved["best_valid"], saved["best_epoch"], saved["bad_epochs"],
                               saved["seconds"], list(saved["history"]))
 

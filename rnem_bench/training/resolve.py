@@ -50,12 +50,20 @@ def task_of(ds: Dataset) -> Task | None:
 
 
 def resolve_device(device: str) -> str:
+    """``--device`` (auto, cpu, cuda, cuda:N) checked against this machine; one line when it cannot be."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RnemBenchError(f"--device {device} was asked for but no CUDA device is available")
-    if device != "cpu" and not device.startswith("cuda"):
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
         raise RnemBenchError(f"--device must be auto, cpu or cuda[:N], got '{device}'")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RnemBenchError(f"--device {device} was asked for but no CUDA device is available")
+        if (parsed.index or 0) >= torch.cuda.device_count():
+            raise RnemBenchError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
     return device
 
 
@@ -102,23 +110,28 @@ def make_config(
     use_actions = "actions" in ds.arrays
     options: dict[str, Any] = {}
     if use_actions:
-        options["n_actions"] = n_actions or int(ds.attrs.get("n_actions", DEFAULT_N_ACTIONS))
+        options["n_actions"] = n_actions if n_actions is not None else int(ds.attrs.get("n_actions", DEFAULT_N_ACTIONS))
     fixed_k = model_config(model, shape[-1]).fixed_k
-    k = fixed_k or k or (task.k_train if task else 5)
+    k = fixed_k or (k if k is not None else (task.k_train if task else 5))  # an explicit 0 is refused below
     device = resolve_device(device)
     on_gpu = device.startswith("cuda")
     config = RunConfig(
         model=model, dataset=str(Path(ds.path).resolve()), task=task.name if task else None,
         k=k, noise=noise if noise is not None else (task.noise if task else 0.2), seed=seed,
         image_size=int(shape[-1]), steps=steps, dataset_fingerprint=ds.fingerprint, preset=preset,
-        epochs=epochs or p.epochs, batch_size=batch_size or p.batch_size, lr=lr,
-        patience=patience or p.patience, train_limit=p.train_limit, valid_limit=p.valid_limit,
+        epochs=_given(epochs, p.epochs), batch_size=_given(batch_size, p.batch_size), lr=lr,
+        patience=_given(patience, p.patience), train_limit=p.train_limit, valid_limit=p.valid_limit,
         use_actions=use_actions, model_options=options, device=device,
         bf16=on_gpu if bf16 is None else bf16, compile=on_gpu if compile is None else compile,
         world_size=int(os.environ.get("WORLD_SIZE", 1)),
     )
     config.validate()
     return config
+
+
+def _given(value: Any, default: Any) -> Any:
+    """The user's value when one was given (0 included, so validate() can refuse it), else the default."""
+    return default if value is None else value
 
 
 def default_rundir(config: RunConfig) -> Path:
