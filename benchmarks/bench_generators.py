@@ -75,7 +75,7 @@ def reference_sequence(rng: np.random.Generator, p: balls.Params, substeps: int 
     return {"features": features, "groups": groups, "collisions": collisions, "positions": positions}
 
 
-def bench_simulators(n_ref: int, n_ours: int, chunk: int = 1024) -> None:
+def bench_simulators(n_ref: int, n_ours: int, chunk: int = 64) -> None:
     p = balls.Params()
     rng = np.random.default_rng(0)
     reference_sequence(rng, p)
@@ -123,7 +123,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-ref", type=int, default=40)
     ap.add_argument("--n-ours", type=int, default=8192)
-    ap.add_argument("--chunk", type=int, default=1024, help="sequences per make_chunk call")
+    ap.add_argument("--chunk", type=int, default=64, help="sequences per make_chunk call (generate's chunk size: 64)")
     ap.add_argument("--dataset", action="store_true", help="also write the 70,000-sequence balls4 dataset")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
