@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -35,6 +36,28 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
         [sys.executable, "-c", "from rnem_bench.cli import main; main()", *args],
         capture_output=True, text=True, env=full_env, timeout=timeout,
     )
+
+
+class Ran(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli_in_process(monkeypatch, capsys, *args: str) -> Ran:
+    """``rnem-bench ARGS...`` through the console entry point in this process (a subprocess per
+    case costs seconds of imports); like ``run_cli``'s result."""
+    from rnem_bench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["rnem-bench", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    out = capsys.readouterr()
+    return Ran(code, out.out, out.err)
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import cli_in_process
 from rnem_bench.dqn.checkpoint import load_network, load_policy_record, policy_dict
 from rnem_bench.dqn.network import GreedyQPolicy, NatureDQN
 from rnem_bench.dqn.replay import ReplayBuffer
@@ -210,19 +211,6 @@ def test_run_dir_misuse_is_refused(trained_run, tmp_path):
         train_dqn(tiny_config(learning_starts=2), tmp_path / "bad", progress=False)
 
 
-def invoke(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    from rnem_bench.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["rnem-bench", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr().err
-
-
 def assert_one_line_error(code: int, err: str, message: str) -> None:
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
@@ -245,14 +233,14 @@ def test_train_bad_input_is_one_line_and_leaves_no_run_dir(tmp_path, monkeypatch
         monkeypatch.setitem(sys.modules, "ale_py", None)
         extra = []
     out = tmp_path / "runs" / "r"
-    code, err = invoke(monkeypatch, capsys, "dqn", "train", "--out", str(out), "--quiet", *extra)
+    code, _, err = cli_in_process(monkeypatch, capsys, "dqn", "train", "--out", str(out), "--quiet", *extra)
     assert_one_line_error(code, err, message)
     assert not (tmp_path / "runs").exists()
 
 
 def test_train_out_that_is_a_file_is_refused(tmp_path, monkeypatch, capsys):
     (tmp_path / "taken").write_text("x")
-    code, err = invoke(monkeypatch, capsys, "dqn", "train", "--out", str(tmp_path / "taken"), "--device", "cpu")
+    code, _, err = cli_in_process(monkeypatch, capsys, "dqn", "train", "--out", str(tmp_path / "taken"), "--device", "cpu")
     assert_one_line_error(code, err, "is a file, not a run directory")
 
 
@@ -262,7 +250,7 @@ def test_train_out_that_is_a_file_is_refused(tmp_path, monkeypatch, capsys):
 def test_eval_bad_device_is_one_line(trained_run, monkeypatch, capsys, device, message):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     out, _ = trained_run
-    code, err = invoke(monkeypatch, capsys, "dqn", "eval", str(out), "--episodes", "1", "--device", device)
+    code, _, err = cli_in_process(monkeypatch, capsys, "dqn", "eval", str(out), "--episodes", "1", "--device", device)
     assert_one_line_error(code, err, message)
 
 
@@ -295,7 +283,7 @@ def test_train_command_writes_a_policy(tmp_path, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out.splitlines()[0])["agent_steps"] == 80
     saved = json.loads((out / "config.json").read_text())
     assert (saved["steps"], saved["buffer_size"], saved["learning_starts"], saved["device"]) == (80, 100, 20, "cpu")
-    code, err = invoke(monkeypatch, capsys, "dqn", "train", "--out", str(out), "--resume", "--lr", "0.5")
+    code, _, err = cli_in_process(monkeypatch, capsys, "dqn", "train", "--out", str(out), "--resume", "--lr", "0.5")
     assert_one_line_error(code, err, "differ from the saved run: lr")
 
 

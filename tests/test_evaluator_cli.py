@@ -7,7 +7,6 @@ which keeps these tiny models fast on shared cores; test_leaderboard.py runs the
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 import torch
 import zarr
 
-from rnem_bench.cli import main
+from conftest import cli_in_process
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.data.store import open_dataset
 from rnem_bench.evaluation import write_predictions
@@ -37,24 +36,10 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
-class Ran:
-    def __init__(self, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
 @pytest.fixture
 def run_cli(capsys, monkeypatch):
     """``rnem-bench ARGS...`` in-process: (returncode, stdout, stderr) like subprocess.run."""
-    def run(*args: str) -> Ran:
-        monkeypatch.setattr(sys, "argv", ["rnem-bench", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        out = capsys.readouterr()
-        return Ran(code, out.out, out.err)
-    return run
+    return lambda *args: cli_in_process(monkeypatch, capsys, *args)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 import torch
 import zarr
 
-from conftest import run_cli
+from conftest import cli_in_process, run_cli
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.data.schema import DONE_ARRAY
 from rnem_bench.data.store import open_dataset
@@ -281,20 +281,6 @@ def test_policy_for_another_game_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def invoke(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """The console entry point in this process (a subprocess per case costs seconds of imports)."""
-    from rnem_bench.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["rnem-bench", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr().err
-
-
 def test_cli_bad_input_gives_one_line_errors(tmp_path, monkeypatch, capsys):
     wrong = tmp_path / "wrong.pt"
     torch.save({k: v[..., :1] if v.ndim > 1 else v for k, v in NatureDQN(6).state_dict().items()}, wrong)
@@ -308,7 +294,7 @@ def test_cli_bad_input_gives_one_line_errors(tmp_path, monkeypatch, capsys):
         (["--policy", "greedy"], "--policy must be 'random' or 'dqn:PATH'"),
     ]
     for extra, message in cases:
-        code, err = invoke(monkeypatch, capsys, "generate", "invaders", "--n-seq", "0/0/1", "--quiet",
+        code, _, err = cli_in_process(monkeypatch, capsys, "generate", "invaders", "--n-seq", "0/0/1", "--quiet",
                            "--out", str(tmp_path / "x.zarr"), *extra)
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (extra, err)
@@ -317,7 +303,7 @@ def test_cli_bad_input_gives_one_line_errors(tmp_path, monkeypatch, capsys):
 
 def test_missing_ale_py_names_the_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ale_py", None)  # what `import ale_py` meets when it is not installed
-    code, err = invoke(monkeypatch, capsys, "generate", "invaders", "--n-seq", "0/0/1", "--quiet",
+    code, _, err = cli_in_process(monkeypatch, capsys, "generate", "invaders", "--n-seq", "0/0/1", "--quiet",
                        "--out", str(tmp_path / "x.zarr"))
     assert code == 2
     assert err.strip().splitlines() == ["error: the Atari recorder needs gymnasium and ale-py "
@@ -325,7 +311,7 @@ def test_missing_ale_py_names_the_extra(tmp_path, monkeypatch, capsys):
 
 
 def test_generate_task_invaders_small(tmp_path, monkeypatch, capsys):
-    code, err = invoke(monkeypatch, capsys, "generate", "--task", "invaders", "--n-seq", "0/0/2", "--chunk-size", "2",
+    code, _, err = cli_in_process(monkeypatch, capsys, "generate", "--task", "invaders", "--n-seq", "0/0/2", "--chunk-size", "2",
                        "--workers", "1", "--quiet", "--out", str(tmp_path / "inv.zarr"))
     assert code == 0, err
     ds = open_dataset(tmp_path / "inv.zarr")
