@@ -81,3 +81,29 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def kill_generation_after(args: list[str], out: Path, chunks: int, timeout: float = 120) -> int:
+    """Start ``rnem-bench generate ARGS --out OUT``, SIGKILL it once ``chunks`` train chunks are
+    done, and return how many were done (a resume test then reruns the same command)."""
+    import signal
+    import time
+
+    import zarr
+
+    from rnem_bench.data.schema import DONE_ARRAY
+
+    cmd = [sys.executable, "-c", "from rnem_bench.cli import main; main()", *args, "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, done = time.time() + timeout, 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            done = int(zarr.open_group(str(out), mode="r")["train"][DONE_ARRAY][:].sum())
+        except Exception:  # the store is not there yet, or half-created
+            done = 0
+        if done >= chunks:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return done

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import run_cli, tiny_balls_recipe
+from conftest import kill_generation_after, run_cli, tiny_balls_recipe
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.data.loader import SequenceLoader
 from rnem_bench.data.schema import DONE_ARRAY
@@ -83,20 +78,7 @@ def test_half_written_chunk_is_redone_on_resume(tmp_path, tiny_balls):
 def test_killed_generation_resumes_to_identical_data(tmp_path):
     args = ["generate", "balls", "--n-seq", "480/0/0", "--chunk-size", "8", "--steps", "12", "--workers", "1", "--quiet"]
     killed, clean = tmp_path / "killed.zarr", tmp_path / "clean.zarr"
-    cmd = [sys.executable, "-c", "from rnem_bench.cli import main; main()", *args, "--out", str(killed)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    done = 0
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            done = int(zarr.open_group(str(killed), mode="r")["train"][DONE_ARRAY][:].sum())
-        except Exception:
-            done = 0
-        if done >= 3:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    done = kill_generation_after(args, killed, chunks=3)
     assert 0 < done < 60, "the run should be killed part-way"
     with pytest.raises(RnemBenchError, match="incomplete"):
         open_dataset(killed)

@@ -4,22 +4,17 @@ hash, one-line errors. Tiny sizes: a chunk plays a few hundred agent steps at mo
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import zarr
 
-from conftest import cli_in_process, run_cli
+from conftest import cli_in_process, kill_generation_after, run_cli
 from rnem_bench.data.generate import generate_dataset
-from rnem_bench.data.schema import DONE_ARRAY
 from rnem_bench.data.store import open_dataset
 from rnem_bench.data.verify import verify_dataset
 from rnem_bench.dqn.ale import Step
@@ -217,19 +212,7 @@ def test_killed_generation_resumes_to_identical_data(tmp_path, tiny_invaders):
     args = ["generate", "invaders", "--n-seq", "40/8/8", "--chunk-size", "8", "--steps", "9", "--seed", "0",
             "--workers", "1", "--quiet"]
     killed = tmp_path / "killed.zarr"
-    cmd = [sys.executable, "-c", "from rnem_bench.cli import main; main()", *args, "--out", str(killed)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, done = time.time() + 120, 0
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            done = int(zarr.open_group(str(killed), mode="r")["train"][DONE_ARRAY][:].sum())
-        except Exception:
-            done = 0
-        if done >= 1:
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    done = kill_generation_after(args, killed, chunks=1)
     assert 0 < done < 5, "the run should be killed part-way"
     with pytest.raises(RnemBenchError, match="incomplete"):
         open_dataset(killed)
