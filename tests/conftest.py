@@ -107,3 +107,14 @@ def kill_generation_after(args: list[str], out: Path, chunks: int, timeout: floa
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     return done
+
+
+def assert_same_data(a: Path, b: Path) -> None:
+    """Every array of every split of two datasets holds the same bytes."""
+    from rnem_bench.data.store import open_dataset
+
+    x, y = open_dataset(a), open_dataset(b)
+    assert (x.counts, x.arrays) == (y.counts, y.arrays)
+    for split in x.counts:
+        for name in x.arrays:
+            assert x.array(split, name)[:].tobytes() == y.array(split, name)[:].tobytes(), f"{split}/{name}"

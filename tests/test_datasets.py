@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import kill_generation_after, run_cli, tiny_balls_recipe
+from conftest import assert_same_data, kill_generation_after, run_cli, tiny_balls_recipe
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.data.loader import SequenceLoader
 from rnem_bench.data.schema import DONE_ARRAY
@@ -17,18 +17,6 @@ from rnem_bench.data.store import DatasetWriter, open_dataset, write_chunk
 from rnem_bench.data.verify import verify_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.generators import balls
-
-
-def all_arrays(path: Path) -> dict[str, np.ndarray]:
-    ds = open_dataset(path)
-    return {f"{s}/{n}": ds.array(s, n)[:] for s in ds.counts for n in ds.arrays}
-
-
-def assert_same_data(a: Path, b: Path) -> None:
-    x, y = all_arrays(a), all_arrays(b)
-    assert x.keys() == y.keys()
-    for key in x:
-        assert x[key].tobytes() == y[key].tobytes(), key
 
 
 def test_dataset_is_complete_and_verifies(tiny_balls):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import cli_in_process, kill_generation_after, run_cli
+from conftest import assert_same_data, cli_in_process, kill_generation_after, run_cli
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.data.store import open_dataset
 from rnem_bench.data.verify import verify_dataset
@@ -34,18 +34,6 @@ SPLITS = {"train": 40, "valid": 8, "test": 8}
 def tiny_recipe(**overrides) -> Recipe:
     params = invaders.Params(**{"steps": 9, **overrides})
     return Recipe("invaders", asdict(params), seed=0, splits=dict(SPLITS), chunk_size=8)
-
-
-def all_arrays(path: Path) -> dict[str, np.ndarray]:
-    ds = open_dataset(path)
-    return {f"{s}/{n}": ds.array(s, n)[:] for s in ds.counts for n in ds.arrays}
-
-
-def assert_same_data(a: Path, b: Path) -> None:
-    x, y = all_arrays(a), all_arrays(b)
-    assert x.keys() == y.keys()
-    for key in x:
-        assert x[key].tobytes() == y[key].tobytes(), key
 
 
 @pytest.fixture(scope="module")
