@@ -12,7 +12,8 @@ import pytest
 
 from conftest import run_cli
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.leaderboard.board import entries, submit
+from rnem_bench.evaluation.evaluator import EvalConfig
+from rnem_bench.leaderboard.board import COPY_BASELINES, entries, submit
 from rnem_bench.leaderboard.render import html_page, markdown, write_pages
 from rnem_bench.tasks import get_task
 
@@ -20,6 +21,7 @@ from rnem_bench.tasks import get_task
 def valid_result(model: str = "my-model", seed: int = 0, rel: float = 0.4) -> dict:
     task = get_task("balls4")
     steps = 30
+    base = COPY_BASELINES["balls4"]
     return {
         "schema": "rnem-bench/result", "schema_version": 1, "task": "balls4",
         "dataset": {"fingerprint": task.recipe().fingerprint(), "split": "test", "n_sequences": 10_000},
@@ -27,9 +29,12 @@ def valid_result(model: str = "my-model", seed: int = 0, rel: float = 0.4) -> di
         "seeds": [seed],
         "metrics": {
             "n_sequences": 10_000, "steps": steps, "k": 5, "notes": [],
-            "bce_last": 40.0 * rel, "baseline_bce_last": 40.0, "relative_bce_last": rel,
-            "relational_bce_last": 3.0, "baseline_relational_bce_last": 6.0, "relative_relational_bce_last": 0.5,
-            "bce_last10": 16.0, "baseline_bce_last10": 40.0, "relative_bce_last10": 0.4,
+            "bce_last": base["bce_last"] * rel, "baseline_bce_last": base["bce_last"], "relative_bce_last": rel,
+            "relational_bce_last": base["relational_bce_last"] / 2,
+            "baseline_relational_bce_last": base["relational_bce_last"], "relative_relational_bce_last": 0.5,
+            "relational_bce_last10": base["relational_bce_last10"] / 2,
+            "baseline_relational_bce_last10": base["relational_bce_last10"], "relative_relational_bce_last10": 0.5,
+            "bce_last10": base["bce_last10"] * 0.4, "baseline_bce_last10": base["bce_last10"], "relative_bce_last10": 0.4,
             "ari_mean": 0.8, "ari_last": 0.82, "ari_per_step": [0.8] * steps,
             "bce_per_step": [16.0] * steps, "baseline_bce_per_step": [40.0] * steps,
             "sim_observe": 10, "simulation_bce": [float(i) for i in range(10, 20)],
@@ -72,6 +77,21 @@ def _set(path: str, value):
     return mutate
 
 
+def _scaled_data(key: str, factor: float | None):
+    """A self-consistent result (relative = loss / baseline) whose baseline is not the canonical
+    data's: scaled by ``factor``, or left out with its loss and ratio when ``factor`` is None."""
+    def mutate(r):
+        m = r["metrics"]
+        if factor is None:
+            for name in (key, f"baseline_{key}", f"relative_{key}"):
+                del m[name]
+        else:
+            m[key] *= factor
+            m[f"baseline_{key}"] *= factor
+        return r
+    return mutate
+
+
 @pytest.mark.parametrize(
     "mutate,field",
     [
@@ -100,6 +120,8 @@ def _set(path: str, value):
         (_set("model.parameters", float("inf")), "model.parameters"),
         (_set("seeds", list(range(100))), "seeds"),
         (_set("seeds", [10**400]), "seeds"),
+        (_scaled_data("bce_last10", 0.9), "metrics.baseline_bce_last10"),  # consistent, but not the canonical data
+        (_scaled_data("relational_bce_last", None), "metrics.baseline_relational_bce_last"),
     ],
 )
 def test_each_malformed_field_is_refused_and_nothing_written(tmp_path, mutate, field):
@@ -118,8 +140,10 @@ def test_not_json_and_duplicates_are_refused(tmp_path):
         submit(write(tmp_path, "[" * 100_000, "deep.json"), board)
     with pytest.raises(RnemBenchError, match="at most"):
         submit(write(tmp_path, " " * (2 << 20), "huge.json"), board)
+    broken = valid_result()
+    broken["metrics"]["bce_last"] = "INF"
     with pytest.raises(RnemBenchError, match="'metrics.bce_last': not a finite"):
-        submit(write(tmp_path, json.dumps(valid_result()).replace('"bce_last": 16.0', '"bce_last": 1e999'), "inf.json"), board)
+        submit(write(tmp_path, json.dumps(broken).replace('"INF"', "1e999"), "inf.json"), board)
     path = write(tmp_path, valid_result())
     submit(path, board)
     with pytest.raises(RnemBenchError, match="duplicate"):
@@ -154,3 +178,26 @@ def test_rendered_page_opens_in_headless_chromium(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "my-model" in r.stdout and "<table>" in r.stdout
     assert "Uncaught" not in r.stderr and ":ERROR:CONSOLE" not in r.stderr  # no page errors
+
+
+@pytest.mark.slow
+def test_pinned_copy_baselines_are_the_canonical_balls4_test_split(tmp_path):
+    """Recompute balls4's pinned baselines from its canonical test split (generated here, ~20 s):
+    they also guard against a generator change that alters the canonical data but not its recipe."""
+    from rnem_bench.data.generate import generate_dataset
+    from rnem_bench.data.store import open_dataset
+    from rnem_bench.evaluation.evaluator import Evaluator
+
+    task = get_task("balls4")
+    ds = open_dataset(generate_dataset(task.recipe(splits={"test": task.splits["test"]}), tmp_path / "t.zarr",
+                                       workers=2, progress=False))
+
+    class CopyFrames:  # lazy predictions that copy frame t: only the baselines matter here
+        shape = (task.splits["test"], 30, 64, 64)
+
+        def __getitem__(self, rows):
+            return ds.array("test", "features")[rows][:, :-1]
+
+    metrics = Evaluator(ds, EvalConfig(batch_size=500)).eval({"prediction": CopyFrames()})
+    for key, pinned in COPY_BASELINES["balls4"].items():
+        assert metrics[f"baseline_{key}"] == pytest.approx(pinned, rel=1e-6), key

@@ -63,6 +63,11 @@ def check_entry(result: dict[str, Any], board: Path) -> None:
     if result["metrics"].get(RANK_METRIC) is None:
         raise RnemBenchError(f"field 'metrics.{RANK_METRIC}': missing (needed for the ranking)")
     _check_consistency(result["metrics"], canonical.params["steps"])
+    for key, pinned in COPY_BASELINES.get(task_name, {}).items():
+        value = result["metrics"].get(f"baseline_{key}")
+        if value is None or abs(value - pinned) > 1e-6 * pinned:
+            raise RnemBenchError(f"field 'metrics.baseline_{key}': {value}, the canonical {task_name} test split gives "
+                                 f"{pinned}; score on the dataset of `rnem-bench generate --task {task_name}`")
     model, seeds = result["model"], result["seeds"]
     for other in entries(board, task_name):
         if _content_hash(other) == _content_hash(result):
@@ -70,6 +75,16 @@ def check_entry(result: dict[str, Any], board: Path) -> None:
         if (other["model"]["name"], other["model"]["k"], other["seeds"]) == (model["name"], model["k"], seeds):
             raise RnemBenchError(f"duplicate: {model['name']} K={model['k']} seeds {seeds} already has an entry on {task_name}")
 
+
+# The copy-current-frame baselines of each task's canonical test split, as the evaluator scores
+# them (pinned like the fingerprints; tests/test_leaderboard.py recomputes balls4). A result whose
+# baselines differ was not scored on the canonical data, whatever fingerprint it names.
+COPY_BASELINES: dict[str, dict[str, float]] = {
+    "balls4": {"bce_last": 3145.042953, "bce_last10": 3138.954458, "relational_bce_last": 175.371328, "relational_bce_last10": 177.128661},
+    "balls678": {"bce_last": 5208.256826, "bce_last10": 5197.327652, "relational_bce_last": 810.70383, "relational_bce_last10": 796.834025},
+    "curtain": {"bce_last": 1512.422624, "bce_last10": 1514.606166, "relational_bce_last": 30.812733, "relational_bce_last10": 31.160608},
+    "invaders": {"bce_last": 520.2493, "bce_last10": 523.706493},
+}
 
 SIM_OBSERVE, SIM_STEPS = 10, 10  # the board's simulation protocol: observe 10 frames, simulate 10
 
