@@ -66,7 +66,7 @@ def save_figure2(rows: list[tuple[str, np.ndarray]], out: Path, title: str) -> N
     ax.set_yticks([(H + 1) * i + H / 2 for i in range(len(rows))], [label for label, _ in rows], fontsize=8)
     ax.set_xticks([])
     ax.set_title(title, fontsize=9)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=100, bbox_inches="tight", pad_inches=0.05)  # the mosaic's aspect fixes the axes: crop the rest
     plt.close(fig)
 
 
