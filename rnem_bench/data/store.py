@@ -31,6 +31,9 @@ STATE_CODEC = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle=zarr.codecs
 
 Layout = dict[str, tuple[int, ...]]  # array name -> per-sequence shape (without the N axis)
 
+# What zarr and its codecs raise on a truncated, corrupted or missing chunk file.
+READ_ERRORS = (RuntimeError, ValueError, OSError, KeyError)
+
 
 @dataclass(frozen=True)
 class ChunkTask:
@@ -158,12 +161,12 @@ def done_flags(root: zarr.Group, split: str) -> np.ndarray:
     flags = root[split][DONE_ARRAY]
     try:
         return flags[:]
-    except (RuntimeError, ValueError, OSError):
+    except READ_ERRORS:
         out = np.zeros(flags.shape, np.uint8)
         for i in range(len(out)):
             try:
                 out[i] = flags[i]
-            except (RuntimeError, ValueError, OSError):
+            except READ_ERRORS:
                 pass
         return out
 
@@ -258,7 +261,7 @@ class StoredArray:
     def __getitem__(self, selection: Any) -> np.ndarray:
         try:
             return self.zarr[selection]
-        except (RuntimeError, ValueError, OSError, KeyError) as err:
+        except READ_ERRORS as err:
             raise RnemBenchError(f"{self.where}: unreadable chunk ({type(err).__name__}: {str(err)[:80]}); "
                                  "run `rnem-bench verify` and regenerate") from None
 

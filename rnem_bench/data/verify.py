@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rnem_bench.data.schema import ARRAYS, CRC_ARRAY, DONE_ARRAY, OVERLAP
-from rnem_bench.data.store import Dataset, chunk_crc32, chunk_tasks, open_dataset
+from rnem_bench.data.store import READ_ERRORS, Dataset, chunk_crc32, chunk_tasks, open_dataset
 from rnem_bench.errors import RnemBenchError
 
 
@@ -88,7 +88,7 @@ def verify_dataset(path: str | Path, progress: bool = True) -> str:
         try:
             done, crc = group[DONE_ARRAY][task.index], group[CRC_ARRAY][task.index]
             arrays = {name: group[name][task.start : task.stop] for name in names}
-        except (RuntimeError, ValueError, OSError, KeyError) as err:  # codec errors of damaged files
+        except READ_ERRORS as err:  # codec errors of damaged files
             _fail(ds, f"{where}: unreadable chunk ({type(err).__name__}); delete the dataset and generate it again")
         if not done:
             _fail(ds, f"{where}: chunk never finished writing")

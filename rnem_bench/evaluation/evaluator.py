@@ -104,8 +104,9 @@ class Evaluator:
         if start != self._seen:
             raise RnemBenchError(f"predictions must arrive in order: expected sequence {self._seen}, got {start}")
         self.check_layout(predictions)
-        B = next(iter(_shapes(predictions).values()))[0]
-        for name, shape in _shapes(predictions).items():
+        shapes = _shapes(predictions)
+        B = next(iter(shapes.values()))[0]
+        for name, shape in shapes.items():
             if shape[0] != B:
                 raise RnemBenchError(f"{name} holds {shape[0]} sequences in this batch, the others {B}")
         stop = start + B
