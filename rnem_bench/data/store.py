@@ -280,6 +280,7 @@ def open_dataset(path: str | Path, require_complete: bool = True) -> Dataset:
     if int(attrs.get("format_version", -1)) > FORMAT_VERSION:
         raise RnemBenchError(f"{path} has format version {attrs['format_version']}; this rnem-bench reads <= {FORMAT_VERSION}")
     ds = Dataset(path, root)
+    split = name = "?"
     try:  # every split and array the attributes promise must open (their metadata is intact)
         for split in ds.counts:
             for name in ds.arrays:

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from rnem_bench.dqn.ale import FRAME_STACK, SCREEN_SIZE
-from rnem_bench.errors import RnemBenchError
 
 
 def torch_device(name: str) -> torch.device:

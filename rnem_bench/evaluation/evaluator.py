@@ -103,8 +103,7 @@ class Evaluator:
         A batch that is refused leaves the running sums as they were."""
         if start != self._seen:
             raise RnemBenchError(f"predictions must arrive in order: expected sequence {self._seen}, got {start}")
-        self.check_layout(predictions)
-        shapes = _shapes(predictions)
+        shapes = self.check_layout(predictions)
         B = next(iter(shapes.values()))[0]
         for name, shape in shapes.items():
             if shape[0] != B:
@@ -180,8 +179,7 @@ class Evaluator:
         """Score whole-split predictions (numpy / torch / lazy Zarr arrays), streaming in batches.
         Shapes are checked on the (lazy) arrays before any data is read."""
         arrays = {name: v for name, v in predictions.items() if name in PREDICTION_ARRAYS}
-        self.check_layout(arrays)
-        for name, shape in _shapes(arrays).items():
+        for name, shape in self.check_layout(arrays).items():
             if shape[0] != self.n:
                 raise RnemBenchError(f"{name} covers {shape[0]} sequences, the {self.config.split} split has {self.n}")
         self.reset()
@@ -190,9 +188,10 @@ class Evaluator:
             self.update(start, {name: v[start : start + bs] for name, v in arrays.items()})
         return self.result()
 
-    def check_layout(self, predictions: Mapping[str, Any]) -> None:
+    def check_layout(self, predictions: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
         """One-line errors for missing arrays or wrong shapes (all but the sequence axis), read
-        from ``.shape`` alone, so a lazy array is never loaded to find out it is wrong."""
+        from ``.shape`` alone, so a lazy array is never loaded to find out it is wrong. Returns
+        the shapes."""
         T, S = self.steps, self.size
         shapes = _shapes(predictions)
         if "psi" in shapes:
@@ -220,6 +219,7 @@ class Evaluator:
             if obs + sim[1] > T:
                 raise RnemBenchError(f"simulation of {sim[1]} steps after {obs} observed frames needs "
                                      f"{obs + sim[1] + 1} frames, the dataset has {T + 1}")
+        return shapes
 
     # ------------------------------------------------------------------------- helpers
     def _truth(self, start: int, stop: int) -> dict[str, torch.Tensor]:

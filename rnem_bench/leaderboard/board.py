@@ -99,9 +99,10 @@ def _check_consistency(m: dict[str, Any], steps: int) -> None:
     for key, value in m.items():
         if not key.startswith("relative_") or value is None:
             continue
-        loss, base = m.get(key[len("relative_"):]), m.get("baseline_" + key[len("relative_"):])
+        name = key.removeprefix("relative_")
+        loss, base = m.get(name), m.get(f"baseline_{name}")
         if loss is None or not base or abs(value - loss / base) > 1e-6 * max(1.0, abs(value)):
-            raise RnemBenchError(f"field 'metrics.{key}': {value} is not {key[len('relative_'):]} / baseline ({loss} / {base})")
+            raise RnemBenchError(f"field 'metrics.{key}': {value} is not {name} / baseline ({loss} / {base})")
     if m.get("simulation_bce") is not None:
         if m.get("sim_observe") != SIM_OBSERVE or len(m["simulation_bce"]) != SIM_STEPS:
             raise RnemBenchError(f"field 'metrics.simulation_bce': the board compares simulations of {SIM_STEPS} steps "
