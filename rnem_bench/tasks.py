@@ -1,5 +1,11 @@
 """The benchmark's tasks (DESIGN.md, "Tasks"): each fixes a canonical recipe and the protocol.
 
+Two tiers: ``paper`` holds the paper's 64x64 tasks (trained where a GPU is); ``mini`` holds the CPU
+tier, the same phenomena at 32x32 with 20 steps and smaller splits, sized so that 2 CPU cores train
+every reference model (as MinAtar is to Atari). A mini task keeps its parent's physics in world
+units (sizes relative to the image, speeds per frame), K, noise and seed; only the resolution, the
+length and the split sizes differ.
+
 Add a task with one entry in ``TASKS``.
 """
 
@@ -24,6 +30,7 @@ class Task:
     splits: dict[str, int] = field(default_factory=lambda: {"train": 50_000, "valid": 10_000, "test": 10_000})
     seed: int = 0
     orig_name: str = ""               # the original code's dataset name
+    tier: str = "paper"               # "paper" (64x64, GPU) or "mini" (32x32, the CPU tier)
 
     def recipe(self, splits: dict[str, int] | None = None, seed: int | None = None) -> Recipe:
         """The canonical recipe, or a variant of it (other sizes or seed: not leaderboard-valid)."""
@@ -40,6 +47,9 @@ class Task:
         )
 
 
+MINI = {"image_size": 32, "steps": 20}
+MINI_SPLITS = {"train": 10_000, "valid": 1_000, "test": 2_000}
+
 TASKS: dict[str, Task] = {
     t.name: t
     for t in [
@@ -48,8 +58,15 @@ TASKS: dict[str, Task] = {
              splits={"test": 10_000}, seed=1, orig_name="balls678mass64"),
         Task("curtain", "curtain", {}, k_train=5, k_eval=5, seed=2, orig_name="balls3curtain64"),
         Task("invaders", "invaders", {}, k_train=4, k_eval=4, noise=0.02, seed=3, orig_name="atari"),
+        # The CPU tier: 32x32 frames, 20 steps (21 frames: the 10 + 10 simulation fits).
+        Task("mini-balls4", "balls", {"n_balls": (4, 4), **MINI}, k_train=5, k_eval=5, splits=MINI_SPLITS,
+             tier="mini"),
+        Task("mini-balls678", "balls", {"n_balls": (6, 8), **MINI}, k_train=8, k_eval=8, train_task="mini-balls4",
+             splits={"test": MINI_SPLITS["test"]}, seed=1, tier="mini"),
+        Task("mini-curtain", "curtain", MINI, k_train=5, k_eval=5, splits=MINI_SPLITS, seed=2, tier="mini"),
     ]
 }
+TIERS = ("paper", "mini")
 
 
 def get_task(name: str) -> Task:

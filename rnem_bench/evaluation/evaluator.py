@@ -258,3 +258,19 @@ def _shapes(predictions: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
                 raise RnemBenchError(f"{name} must be an array with a sequence axis, got {type(predictions[name]).__name__}")
             out[name] = tuple(int(v) for v in shape)
     return out
+
+
+def copy_baselines(ds: Dataset, batch_size: int = 500) -> dict[str, float]:
+    """The copy-current-frame losses of a dataset's test split, as the evaluator scores them
+    (the values ``leaderboard.board.COPY_BASELINES`` pins per task): ``{"bce_last": ...}``."""
+    steps = ds.array("test", "features").shape[1] - 1
+
+    class CopyFrames:  # lazy predictions: step t predicts frame t + 1 by copying frame t
+        shape = (ds.counts["test"], steps, *ds.array("test", "features").shape[2:])
+
+        def __getitem__(self, rows):
+            return ds.array("test", "features")[rows][:, :-1]
+
+    metrics = Evaluator(ds, EvalConfig(batch_size=batch_size)).eval({"prediction": CopyFrames()})
+    return {key.removeprefix("baseline_"): metrics[key] for key in sorted(metrics)
+            if key.startswith("baseline_") and key.endswith(("_last", "_last10")) and metrics[key] is not None}
