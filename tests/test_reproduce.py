@@ -12,11 +12,12 @@ from click.testing import CliRunner
 from rnem_bench.cli import cli
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.training.baselines import BASELINES_DIR, BaselineRun, load_baselines, recipes_for
-from rnem_bench.training.reproduce import Job, Outcome, aggregate, check_claims, print_table, select_jobs, write_summary
+from rnem_bench.training.claims import check_claims
+from rnem_bench.training.reproduce import Job, Outcome, aggregate, print_table, select_jobs, write_summary
 
 
 def test_baselines_cover_the_papers_comparison():
-    recipes = load_baselines()
+    recipes = {name: r for name, r in load_baselines().items() if not name.startswith("mini-")}
     assert {(r.model, r.task, r.k) for r in recipes.values()} == {
         ("rnem", "balls4", 5), ("rnem", "balls4", 8), ("rnem-noatt", "balls4", 5), ("rnn-em", "balls4", 5),
         ("rnn", "balls4", 1), ("lstm", "balls4", 1), ("rnem", "curtain", 5), ("rnn", "curtain", 1),
@@ -53,21 +54,76 @@ def test_table_and_claims_from_scored_runs(tmp_path, capsys):
         _outcome(recipes["balls4-rnem-k5"], "balls4", 0, ari=0.78, relative_bce=0.30),
         _outcome(recipes["balls4-rnem-k5"], "balls4", 1, ari=0.82, relative_bce=0.34),
         _outcome(recipes["balls4-rnn-em"], "balls4", 0, ari=0.60, relative_bce=0.50),
-        _outcome(recipes["balls4-rnn"], "balls4", 0, relative_bce=0.90),
         _outcome(recipes["balls4-lstm"], "balls4", 0, full=False, relative_bce=0.25),
     ]
     rows = aggregate(outcomes)
     assert rows[("balls4-rnem-k5", "balls4")]["stats"]["ari"][0] == pytest.approx(0.80)
-    verdicts = {c.text: v for c, v in check_claims(rows)}
-    # Only the claim whose runs were all scored is judged; the LSTM beats R-NEM here, so it fails.
-    assert verdicts == {"R-NEM has lower relative BCE than RNN-EM, RNN and LSTM on 4 balls (fig. 3 left)": "does not hold"}
+    verdicts = {v.claim.id: v for v in check_claims(rows)}
+    assert verdicts["C2"].status == "holds" and "R-NEM 0.8 ± 0.028" in verdicts["C2"].numbers
+    assert {i for i, v in verdicts.items() if v.status == "not measured"} == {"C1", "C3", "C4", "C5", "C6", "C7"}
+    assert verdicts["C1"].numbers == "needs balls4-rnem-k5 on balls4"  # it has no BCE yet
     print_table(rows, "paper")
     text = capsys.readouterr().out
     assert "balls4-rnem-k5" in text and "0.8 ± 0.028 | 0.8" in text  # ours beside the paper's 0.8
-    assert "shortened" in text and "not reproductions" in text
+    assert "shortened" in text and "not reproductions" in text and "C7" in text
     path = write_summary(tmp_path, "balls4", "paper", {}, rows)
     report = json.loads(path.read_text())
-    assert report["rows"][1]["paper"] == {"ari": 0.8} and report["claims"][0]["verdict"] == "does not hold"
+    assert report["rows"][1]["paper"] == {"ari": 0.8}
+    assert report["claims"][1] == {"id": "C2", "claim": verdicts["C2"].claim.text, "verdict": "holds",
+                                   "numbers": verdicts["C2"].numbers}
+
+
+def _tier_rows(**overrides) -> dict:
+    """Aggregated mini-tier rows in which every claim of the paper holds; ``overrides`` changes
+    one metric: ``{"balls4-lstm/balls678/relative_bce": 0.5}``."""
+    recipes = load_baselines()
+    table = {  # (model, test task) -> metrics
+        ("rnem-k5", "balls4"): dict(ari=0.8, bce=100, relational_bce=10, relative_bce=0.4, simulation_bce=50),
+        ("rnem-k8", "balls4"): dict(ari=0.85, bce=101, relational_bce=9, relative_bce=0.41),
+        ("rnem-noatt", "balls4"): dict(ari=0.8, bce=102, relational_bce=10.5, relative_bce=0.405),
+        ("rnn-em", "balls4"): dict(ari=0.6, bce=150, relational_bce=15, relative_bce=0.6, simulation_bce=70),
+        ("rnn", "balls4"): dict(bce=200, relational_bce=20, relative_bce=0.8, simulation_bce=90),
+        ("lstm", "balls4"): dict(bce=180, relational_bce=18, relative_bce=0.5),
+        ("rnem-k5", "balls678"): dict(relative_bce=0.5),
+        ("rnem-noatt", "balls678"): dict(relative_bce=0.6),
+        ("rnn-em", "balls678"): dict(relative_bce=0.7),
+        ("rnn", "balls678"): dict(relative_bce=0.9),
+        ("lstm", "balls678"): dict(relative_bce=0.9),
+        ("rnem", "curtain"): dict(bce=40, relational_bce=2),
+        ("lstm", "curtain"): dict(bce=50, relational_bce=3),
+        ("rnn", "curtain"): dict(bce=90, relational_bce=4),
+    }
+    outcomes = []
+    for (model, task), metrics in table.items():
+        name = f"mini-{'curtain' if task == 'curtain' else 'balls4'}-{model}"
+        for key, value in overrides.items():
+            r, t, m = key.split("/")
+            if (r, t) == (name.removeprefix("mini-"), task):
+                metrics = {**metrics, m: value}
+        outcomes.append(_outcome(recipes[name], f"mini-{task}", 0, **metrics))
+    return aggregate(outcomes)
+
+
+def test_the_papers_claims_on_the_mini_tier():
+    verdicts = check_claims(_tier_rows(), tier="mini")
+    assert [v.claim.id for v in verdicts] == [f"C{i}" for i in range(1, 8)]
+    assert all(v.status == "holds" for v in verdicts), [(v.claim.id, v.numbers) for v in verdicts]
+    c4 = verdicts[3].numbers
+    assert "LSTM 1.8x" in c4 and "R-NEM 1.25x" in c4  # relative BCE growth from 4 to 6-8 balls
+    # Each claim fails when its numbers say so.
+    fails = {
+        "C1": {"balls4-lstm/balls4/relational_bce": 9.0},
+        "C2": {"balls4-rnem-k5/balls4/ari": 0.65},
+        "C3": {"balls4-rnem-k8/balls4/ari": 0.7},
+        "C4": {"balls4-rnn/balls678/relative_bce": 2.0},          # the RNN degrades most
+        "C5": {"balls4-rnem-noatt/balls4/relative_bce": 0.45},   # more than 5% worse on 4 balls
+        "C6": {"balls4-rnn-em/balls4/simulation_bce": 95},
+        "C7": {"curtain-lstm/curtain/bce": 95},
+    }
+    for claim, override in fails.items():
+        status = {v.claim.id: v.status for v in check_claims(_tier_rows(**override), tier="mini")}
+        assert status[claim] == "does not hold" and list(status.values()).count("holds") == 6, (claim, status)
+    assert check_claims(_tier_rows(), tier="paper")[0].status == "not measured"  # other names
 
 
 def test_reproduce_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
@@ -110,3 +166,49 @@ def test_reproduce_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
     assert "not reproductions" in done.output
     report = json.loads((tmp_path / "out" / "results" / "reproduce-balls4.json").read_text())
     assert len(report["rows"]) == 4 and all(r["ours"]["bce"]["mean"] > 0 for r in report["rows"])
+
+
+def test_publish_submits_once_and_keeps_the_runs_config_and_log(tmp_path):
+    from test_leaderboard import valid_result
+
+    from rnem_bench.leaderboard.board import entries
+    from rnem_bench.training.reproduce import publish
+
+    rundir = tmp_path / "run"
+    rundir.mkdir()
+    (rundir / "config.json").write_text('{"model": "rnem"}\n')
+    (rundir / "log.jsonl").write_text('{"epoch": 1}\n')
+    board = tmp_path / "board"
+    for trained_k in (5, 8):  # same model, test K and seed; trained with another K: two entries
+        result = valid_result("rnem", rel=trained_k / 20) | {"training": {"task": "balls4", "preset": "paper", "k": trained_k}}
+        path = tmp_path / f"k{trained_k}.json"
+        path.write_text(json.dumps(result))
+        publish(path, rundir, board)
+        publish(path, rundir, board)  # again: already there, nothing changes
+    assert [e["training"]["k"] for e in entries(board, "balls4")] == [5, 8]
+    names = sorted(p.name.rsplit("-", 1)[0] for p in (board / "balls4").glob("*.json"))
+    assert names == ["rnem-k5-seed0", "rnem-k5-trainedk8-seed0"]
+    kept = sorted(p.relative_to(board).as_posix() for p in (board / "balls4" / "runs").rglob("*.*"))
+    assert len(kept) == 4 and all(p.endswith(("config.json", "log.jsonl")) for p in kept)
+
+
+def test_reproduce_a_tier_on_a_tiny_budget(tmp_path, monkeypatch):
+    """`reproduce --tier mini`: every recipe of the tier (here two), each scored right after its
+    training, and the claims table with what is not measured yet."""
+    monkeypatch.setenv("RNEM_BENCH_DATA", str(tmp_path / "data"))
+    args = ["reproduce", "--tier", "mini", "--preset", "tiny", "--seeds", "1", "--models",
+            "mini-balls4-rnn,mini-curtain-rnn", "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"]
+    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    order = [line for line in r.output.splitlines() if line.startswith("== ")]
+    assert [line.split(" -> ")[0] for line in order] == [
+        "== train mini-balls4-rnn seed 0", "== evaluate mini-balls4-rnn seed 0 on mini-balls4 at K=1",
+        "== evaluate mini-balls4-rnn seed 0 on mini-balls678 at K=1",
+        "== train mini-curtain-rnn seed 0", "== evaluate mini-curtain-rnn seed 0 on mini-curtain at K=1"]
+    assert "C7" in r.output and "not measured" in r.output
+    report = json.loads((tmp_path / "out" / "results" / "reproduce-tier-mini.json").read_text())
+    assert {c["verdict"] for c in report["claims"]} == {"not measured"} and len(report["rows"]) == 3
+    again = CliRunner().invoke(cli, args, catch_exceptions=False)  # finished and scored: nothing is redone
+    assert "== evaluate" not in again.output and again.output.count("(kept ") == 3
+    with pytest.raises(RnemBenchError, match="name a TASK or a --tier"):
+        CliRunner().invoke(cli, ["reproduce"], catch_exceptions=False)

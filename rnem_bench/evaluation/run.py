@@ -58,7 +58,9 @@ def evaluate_run(
     metrics = evaluator.result()
     summary = read_summary(Path(rundir)) or {}
     n_params = sum(p.numel() for p in model.parameters())
-    training = {"task": cfg.task, "preset": cfg.preset, "epochs": summary.get("epochs"),
+    training = {"task": cfg.task, "preset": cfg.preset, "k": cfg.k, "batch_size": cfg.batch_size,
+                "epochs": summary.get("epochs"), "updates": summary.get("updates"),
+                "wall_time_s": summary.get("wall_seconds"),
                 "shortened": not bool(summary.get("finished", False)) or cfg.preset != "paper"}
     return make_result(
         metrics, task=task, ds=ds, split=split, model=cfg.model,

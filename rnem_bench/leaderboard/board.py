@@ -33,10 +33,17 @@ def _content_hash(result: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def entry_name(result: dict[str, Any]) -> str:
+def entry_identity(result: dict[str, Any]) -> tuple[str, int, int | None, tuple[int, ...]]:
+    """What makes two entries the same: model, K at test time, K in training (an R-NEM trained
+    with K=5 and one trained with K=8 both score balls678 at K=8) and seeds."""
     model = result["model"]
-    seeds = "-".join(str(s) for s in result["seeds"])
-    return f"{model['name']}-k{model['k']}-seed{seeds}-{_content_hash(result)}.json"
+    return model["name"], model["k"], result.get("training", {}).get("k"), tuple(result["seeds"])
+
+
+def entry_name(result: dict[str, Any]) -> str:
+    name, k, trained_k, seeds = entry_identity(result)
+    trained = "" if trained_k in (None, k) else f"-trainedk{trained_k}"
+    return f"{name}-k{k}{trained}-seed{'-'.join(map(str, seeds))}-{_content_hash(result)}.json"
 
 
 def check_entry(result: dict[str, Any], board: Path) -> None:
@@ -68,12 +75,14 @@ def check_entry(result: dict[str, Any], board: Path) -> None:
         if value is None or abs(value - pinned) > 1e-6 * pinned:
             raise RnemBenchError(f"field 'metrics.baseline_{key}': {value}, the canonical {task_name} test split gives "
                                  f"{pinned}; score on the dataset of `rnem-bench generate --task {task_name}`")
-    model, seeds = result["model"], result["seeds"]
     for other in entries(board, task_name):
         if _content_hash(other) == _content_hash(result):
             raise RnemBenchError("duplicate: this exact result is already on the board")
-        if (other["model"]["name"], other["model"]["k"], other["seeds"]) == (model["name"], model["k"], seeds):
-            raise RnemBenchError(f"duplicate: {model['name']} K={model['k']} seeds {seeds} already has an entry on {task_name}")
+        if entry_identity(other) == entry_identity(result):
+            model, trained_k = result["model"], entry_identity(result)[2]
+            raise RnemBenchError(f"duplicate: {model['name']} K={model['k']}"
+                                 f"{'' if trained_k is None else f' (trained with K={trained_k})'} seeds "
+                                 f"{result['seeds']} already has an entry on {task_name}")
 
 
 # The copy-current-frame baselines of each task's canonical test split, as the evaluator scores

@@ -1,10 +1,11 @@
-"""``rnem-bench reproduce TASK``: train the paper's reference runs, evaluate them, compare.
+"""``rnem-bench reproduce TASK`` or ``--tier mini``: train the reference runs, evaluate them, compare.
 
-For every recipe in ``baselines/`` that trains on (or is evaluated on) TASK and every seed:
-generate the data if missing, train into ``OUT/<recipe>/seed<S>`` (resuming what is there),
-score the best checkpoint on each of the recipe's test sets with the evaluator, and write one
-result file per (recipe, seed, test set) under ``OUT/results/<task>/``, ready for
-``rnem-bench submit``. A final table puts our figures beside the paper's.
+For every recipe in ``baselines/`` that trains on (or is evaluated on) TASK, or that trains on a
+task of the tier, and every seed, one run at a time: generate the data if missing, train into
+``OUT/<recipe>/seed<S>`` (resuming what is there), then at once score the best checkpoint on each
+of the recipe's test sets with the evaluator and write one result file per (recipe, seed, test
+set) under ``OUT/results/<task>/``, ready for ``rnem-bench submit`` (``--submit BOARD`` does it).
+A final table puts our figures beside the paper's and judges the paper's claims (``claims.py``).
 
 ``--budget MINUTES`` caps the training time of the whole command: it is shared evenly among the
 runs that still need training, a run that hits its share stops resumably (rerun the command to
@@ -19,12 +20,14 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.training.claims import FAILS, HOLDS, NOT_MEASURED, check_claims
 from rnem_bench.training.baselines import BASELINES_DIR, BaselineRun, load_baselines, recipes_for
+from rnem_bench.tasks import TIERS
 from rnem_bench.training.config import PRESETS
 
 
@@ -48,18 +51,32 @@ class Outcome:
 
 
 # ------------------------------------------------------------------------------------ training
-def select_jobs(task: str, out: Path, models: str | None, seeds: int | None, baselines: Path) -> list[Job]:
-    recipes = recipes_for(task, load_baselines(baselines))
+def select_jobs(task: str | None, out: Path, models: str | None, seeds: int | None, baselines: Path,
+                tier: str | None = None) -> list[Job]:
+    """The (recipe, seed) runs of TASK, or of every recipe training on a task of TIER."""
+    from rnem_bench.tasks import get_task
+
+    recipes = load_baselines(baselines)
+    if task is not None:
+        chosen = recipes_for(task, recipes)
+    else:
+        chosen = [r for r in recipes.values() if get_task(r.task).tier == tier]
+        if not chosen:
+            raise RnemBenchError(f"no baseline recipe trains on a task of tier '{tier}'")
+    scope = f"'{task}'" if task else f"tier '{tier}'"
     if models:
         wanted = {m.strip() for m in models.split(",") if m.strip()}
-        unknown = wanted - {r.name for r in recipes} - {r.model for r in recipes}
+        unknown = wanted - {r.name for r in chosen} - {r.model for r in chosen}
         if unknown:
-            raise RnemBenchError(f"--models: {', '.join(sorted(unknown))} match no recipe for '{task}' "
-                                 f"(recipes: {', '.join(r.name for r in recipes)})")
-        recipes = [r for r in recipes if r.name in wanted or r.model in wanted]
+            raise RnemBenchError(f"--models: {', '.join(sorted(unknown))} match no recipe for {scope} "
+                                 f"(recipes: {', '.join(r.name for r in chosen)})")
+        chosen = [r for r in chosen if r.name in wanted or r.model in wanted]
     if seeds is not None and seeds < 1:
         raise RnemBenchError(f"--seeds must be >= 1, got {seeds}")
-    return [Job(r, s, out / r.name / f"seed{s}") for r in recipes for s in r.seeds[: seeds or len(r.seeds)]]
+    jobs = [Job(r, s, out / r.name / f"seed{s}") for r in chosen for s in r.seeds[: seeds or len(r.seeds)]]
+    # A tier runs one seed of every recipe before the extra seeds: an interrupted tier has covered
+    # every model first.
+    return jobs if task is not None else sorted(jobs, key=lambda j: j.seed)
 
 
 def job_config(job: Job, preset: str, device: str, progress: bool):
@@ -74,8 +91,11 @@ def job_config(job: Job, preset: str, device: str, progress: bool):
     )
 
 
-def train_jobs(jobs: list[Job], preset: str, device: str, budget_s: float | None, progress: bool) -> dict[Job, dict]:
-    """Train (or resume, or skip if finished) every job; returns each job's training summary."""
+def run_jobs(jobs: list[Job], preset: str, device: str, budget_s: float | None, progress: bool,
+             score: Callable[[Job, dict], list[Outcome]] | None = None) -> tuple[dict[Job, dict], list[Outcome]]:
+    """Train (or resume, or skip if finished) every job, one at a time, and ``score`` each as soon
+    as its training ends, so its result files exist even if a later run is interrupted.
+    Returns each job's training summary and the outcomes."""
     from rnem_bench.training import checkpoint as ckpt
     from rnem_bench.training.harness import train
 
@@ -83,6 +103,7 @@ def train_jobs(jobs: list[Job], preset: str, device: str, budget_s: float | None
     # reloads it and returns its summary.
     unfinished = [j for j in jobs if not (ckpt.read_summary(j.rundir) or {}).get("finished")]
     summaries: dict[Job, dict] = {}
+    outcomes: list[Outcome] = []
     start = time.perf_counter()
     for job in jobs:
         share = None
@@ -93,7 +114,9 @@ def train_jobs(jobs: list[Job], preset: str, device: str, budget_s: float | None
         click.echo(f"== train {job.recipe.name} seed {job.seed} -> {job.rundir}"
                    f"{'' if share is None else f' (budget {share / 60:.1f} min)'}")
         summaries[job] = train(config, job.rundir, resume=True, progress=progress, time_limit=share)
-    return summaries
+        if score is not None:
+            outcomes += score(job, summaries[job])
+    return summaries, outcomes
 
 
 # ---------------------------------------------------------------------------------- evaluation
@@ -107,7 +130,6 @@ METRIC_KEYS: dict[str, str] = {
     "relative_relational_bce": "relative_relational_bce_last",
     "simulation_bce": "simulation_bce",
 }
-HIGHER_IS_BETTER = {"ari"}
 
 
 def paper_metrics(result: dict[str, Any]) -> dict[str, float]:
@@ -122,62 +144,60 @@ def paper_metrics(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def evaluate_jobs(jobs: list[Job], summaries: dict[Job, dict], task: str, preset: str, out: Path,
-                  device: str = "cpu") -> list[Outcome]:
-    """Score every job's best checkpoint on its recipe's test sets; one result file each."""
+def evaluate_job(job: Job, summary: dict, task: str | None, preset: str, out: Path, device: str = "cpu",
+                 board: Path | None = None) -> list[Outcome]:
+    """Score a job's best checkpoint on its recipe's test sets; one result file each, written at
+    once (and kept: a result newer than the checkpoint is read back instead of recomputed).
+    With ``board``, results of fully trained runs are also submitted there with the run's
+    config.json and log.jsonl."""
     from rnem_bench.evaluation import evaluate_run
     from rnem_bench.tasks import get_task
-    from rnem_bench.training.checkpoint import atomic_write_text
+    from rnem_bench.training.checkpoint import BEST, atomic_write_text
     from rnem_bench.training.config import get_preset
     from rnem_bench.training.resolve import task_dataset
 
+    full = bool(summary["finished"]) and preset == "paper"
     outcomes = []
-    for job in jobs:
-        s = summaries[job]
-        full = bool(s["finished"]) and preset == "paper"
-        for ev in job.recipe.evaluate:
-            if get_task(task).train_task and ev.task != task:
-                continue  # `reproduce balls678` scores only the extrapolation test
-            dataset = task_dataset(get_task(ev.task), get_preset(preset))
+    for ev in job.recipe.evaluate:
+        if task is not None and get_task(task).train_task and ev.task != task:
+            continue  # `reproduce balls678` scores only the extrapolation test
+        path = out / "results" / ev.task / f"{job.recipe.name}-seed{job.seed}.json"
+        best = job.rundir / BEST
+        if path.exists() and best.exists() and path.stat().st_mtime > best.stat().st_mtime:
+            click.echo(f"== scored {job.recipe.name} seed {job.seed} on {ev.task} at K={ev.k} (kept {path})")
+            result = json.loads(path.read_text())
+        else:
+            dataset = task_dataset(get_task(ev.task), get_preset(preset), progress=False)
             click.echo(f"== evaluate {job.recipe.name} seed {job.seed} on {ev.task} at K={ev.k}")
             result = evaluate_run(job.rundir, task=ev.task, k=ev.k, dataset=dataset, device=device)
-            path = out / "results" / ev.task / f"{job.recipe.name}-seed{job.seed}.json"
             atomic_write_text(path, json.dumps(result, indent=2) + "\n")
-            outcomes.append(Outcome(job, ev.task, ev.k, paper_metrics(result), path, full))
+        if board is not None and full:
+            publish(path, job.rundir, board)
+        outcomes.append(Outcome(job, ev.task, ev.k, paper_metrics(result), path, full))
     return outcomes
 
 
+def publish(result_path: Path, rundir: Path, board: Path) -> None:
+    """Submit a result to ``board`` (skipped if already there) and put the run's config.json and
+    log.jsonl beside it in ``<board>/<task>/runs/<entry>/``, so the entry shows how it was trained."""
+    import shutil
+
+    from rnem_bench.evaluation.results import read_result
+    from rnem_bench.leaderboard.board import entry_name, submit
+    from rnem_bench.training.checkpoint import CONFIG, LOG
+
+    result = read_result(result_path)
+    target = board / result["task"] / entry_name(result)
+    if not target.exists():
+        target = submit(result_path, board)
+        click.echo(f"   submitted {target}")
+    files = board / result["task"] / "runs" / target.stem
+    files.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG, LOG):
+        shutil.copyfile(rundir / name, files / name)
+
+
 # ------------------------------------------------------------------------------ the comparison
-@dataclass(frozen=True)
-class Claim:
-    """A statement of the paper: ``metric`` of ``better`` beats that of each of ``than``.
-    Entries are (recipe name, test task)."""
-
-    text: str
-    metric: str
-    better: tuple[str, str]
-    than: tuple[tuple[str, str], ...]
-
-
-CLAIMS = (
-    Claim("R-NEM has lower relative BCE than RNN-EM, RNN and LSTM on 4 balls (fig. 3 left)", "relative_bce",
-          ("balls4-rnem-k5", "balls4"), (("balls4-rnn-em", "balls4"), ("balls4-rnn", "balls4"), ("balls4-lstm", "balls4"))),
-    Claim("R-NEM has lower relational BCE than RNN-EM on 4 balls (fig. 3 left)", "relative_relational_bce",
-          ("balls4-rnem-k5", "balls4"), (("balls4-rnn-em", "balls4"),)),
-    Claim("Training with K=8 improves the grouping over K=5 (fig. 3 right)", "ari",
-          ("balls4-rnem-k8", "balls4"), (("balls4-rnem-k5", "balls4"),)),
-    Claim("R-NEM extrapolates best to 6-8 balls (fig. 3 middle)", "relative_bce",
-          ("balls4-rnem-k5", "balls678"), (("balls4-rnn-em", "balls678"), ("balls4-rnn", "balls678"), ("balls4-lstm", "balls678"))),
-    Claim("Without attention R-NEM extrapolates worse (fig. 3 middle)", "relative_bce",
-          ("balls4-rnem-k5", "balls678"), (("balls4-rnem-noatt", "balls678"),)),
-    Claim("The LSTM's relative BCE grows from 4 to 6-8 balls (fig. 3)", "relative_bce",
-          ("balls4-lstm", "balls4"), (("balls4-lstm", "balls678"),)),
-    Claim("R-NEM simulates better than RNN-EM and RNN (fig. 4)", "simulation_bce",
-          ("balls4-rnem-k5", "balls4"), (("balls4-rnn-em", "balls4"), ("balls4-rnn", "balls4"))),
-    Claim("On the curtain task R-NEM beats the LSTM and the RNN in BCE (section 4.2)", "bce",
-          ("curtain-rnem", "curtain"), (("curtain-lstm", "curtain"), ("curtain-rnn", "curtain"))),
-)
-
 COLUMNS = (("ari", "ARI"), ("bce", "BCE last"), ("relational_bce", "relational BCE last"),
            ("relative_bce", "BCE / copy"), ("relative_relational_bce", "relational BCE / copy"), ("simulation_bce", "sim. BCE"))
 
@@ -200,22 +220,7 @@ def aggregate(outcomes: list[Outcome]) -> dict[tuple[str, str], dict[str, Any]]:
     return rows
 
 
-def check_claims(rows: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[Claim, str]]:
-    """Each claim whose runs were all scored: 'holds' or 'does not hold'."""
-    verdicts = []
-    for claim in CLAIMS:
-        entries = [claim.better, *claim.than]
-        if any(e not in rows or claim.metric not in rows[e]["stats"] for e in entries):
-            continue
-        best = rows[claim.better]["stats"][claim.metric][0]
-        others = [rows[e]["stats"][claim.metric][0] for e in claim.than]
-        higher = claim.metric in HIGHER_IS_BETTER
-        holds = all(best > v if higher else best < v for v in others)
-        verdicts.append((claim, "holds" if holds else "does not hold"))
-    return verdicts
-
-
-def print_table(rows: dict[tuple[str, str], dict[str, Any]], preset: str) -> None:
+def print_table(rows: dict[tuple[str, str], dict[str, Any]], preset: str, tier: str = "paper") -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -239,15 +244,17 @@ def print_table(rows: dict[tuple[str, str], dict[str, Any]], preset: str) -> Non
     if not console.is_terminal:  # logs and pipes: do not squeeze 11 columns into 80 characters
         console = Console(width=200)
     console.print(table)
-    for claim, verdict in check_claims(rows):
-        console.print(f"  [{'green' if verdict == 'holds' else 'red'}]{verdict:>13}[/]  {claim.text}")
+    colours = {HOLDS: "green", FAILS: "red", NOT_MEASURED: "yellow"}
+    for v in check_claims(rows, tier):
+        console.print(f"  {v.claim.id} [{colours[v.status]}]{v.status:>13}[/]  {v.claim.text}\n"
+                      f"  {'':16}{v.numbers}", soft_wrap=True)
     if any(not row["full"] for row in rows.values()):
         console.print("[yellow]Rows not marked 'full' come from a shortened budget or a small preset: "
                       "they are not reproductions of the paper.[/]")
 
 
 def write_summary(out: Path, task: str, preset: str, summaries: dict[Job, dict],
-                  rows: dict[tuple[str, str], dict[str, Any]]) -> Path:
+                  rows: dict[tuple[str, str], dict[str, Any]], tier: str = "paper") -> Path:
     from rnem_bench.training.checkpoint import atomic_write_text
 
     report = {
@@ -256,7 +263,8 @@ def write_summary(out: Path, task: str, preset: str, summaries: dict[Job, dict],
         "rows": [{"recipe": name, "test": t, "k": r["k"], "seeds": r["seeds"], "full_training": r["full"],
                   "ours": {m: {"mean": v[0], "sd": v[1]} for m, v in r["stats"].items()},
                   "paper": r["recipe"].paper.get(t, {})} for (name, t), r in sorted(rows.items())],
-        "claims": [{"claim": c.text, "verdict": v} for c, v in check_claims(rows)],
+        "claims": [{"id": v.claim.id, "claim": v.claim.text, "verdict": v.status, "numbers": v.numbers}
+                   for v in check_claims(rows, tier)],
     }
     path = out / "results" / f"reproduce-{task}.json"
     atomic_write_text(path, json.dumps(report, indent=2) + "\n")
@@ -265,8 +273,10 @@ def write_summary(out: Path, task: str, preset: str, summaries: dict[Job, dict],
 
 # --------------------------------------------------------------------------------------- command
 @click.command()
-@click.argument("task")
-@click.option("--models", default=None, help="Comma-separated recipe names or model names (default: every recipe for TASK).")
+@click.argument("task", required=False)
+@click.option("--tier", type=click.Choice(TIERS), default=None,
+              help="Run every recipe of a tier instead of one TASK (mini: the CPU tier).")
+@click.option("--models", default=None, help="Comma-separated recipe names or model names (default: every recipe).")
 @click.option("--seeds", type=int, default=None, help="Run the first N seeds of each recipe (default: all it lists).")
 @click.option("--budget", type=float, default=None, help="Training minutes for the whole command, shared among unfinished runs.")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
@@ -276,31 +286,41 @@ def write_summary(out: Path, task: str, preset: str, summaries: dict[Job, dict],
 @click.option("--baselines", type=click.Path(path_type=Path), default=BASELINES_DIR, show_default=True,
               help="Folder of recipe files.")
 @click.option("--no-evaluate", is_flag=True, help="Only train (e.g. on a GPU machine); evaluate in a later call.")
+@click.option("--submit", "board", type=click.Path(path_type=Path), default=None,
+              help="Also submit each fully trained result to this leaderboard folder (e.g. leaderboards), "
+                   "with the run's config.json and log.jsonl.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def reproduce(task, models, seeds, budget, preset, out, device, baselines, no_evaluate, quiet):
-    """Train, evaluate and compare the paper's reference runs for TASK (balls4, balls678, curtain, invaders).
+def reproduce(task, tier, models, seeds, budget, preset, out, device, baselines, no_evaluate, board, quiet):
+    """Train, evaluate and compare the paper's reference runs for TASK (balls4, balls678, curtain,
+    invaders, or a mini task), or for every task of a tier, and check the paper's claims.
 
     \b
-    rnem-bench reproduce balls4                           # all six balls4 recipes, 3 seeds each
+    rnem-bench reproduce --tier mini                      # the CPU tier: every recipe, one run at a time
+    rnem-bench reproduce balls4                           # all six balls4 recipes, 3 seeds each (GPU)
     rnem-bench reproduce curtain --models rnem --seeds 1 --budget 120
     rnem-bench reproduce balls4 --preset tiny --seeds 1   # a one-minute smoke test on a CPU
     """
     from rnem_bench.tasks import get_task
+    from rnem_bench.training.resolve import resolve_device
 
-    get_task(task)
+    if (task is None) == (tier is None):
+        raise RnemBenchError("name a TASK or a --tier (e.g. `rnem-bench reproduce --tier mini`), not both")
+    if task is not None:
+        tier = get_task(task).tier
     if budget is not None and budget <= 0:
         raise RnemBenchError(f"--budget must be > 0 minutes, got {budget}")
-    jobs = select_jobs(task, out, models, seeds, baselines)
-    summaries = train_jobs(jobs, preset, device, None if budget is None else 60 * budget, progress=not quiet)
+    jobs = select_jobs(task, out, models, seeds, baselines, tier)
+    score = None
+    if not no_evaluate:
+        device = resolve_device(device)
+        score = lambda job, summary: evaluate_job(job, summary, task, preset, out, device, board)  # noqa: E731
+    summaries, outcomes = run_jobs(jobs, preset, device, None if budget is None else 60 * budget, not quiet, score)
     if no_evaluate:
         for job, s in summaries.items():
             click.echo(f"{job.recipe.name} seed {job.seed}: {s['stop_reason']} after {s['epochs']} epochs, "
                        f"best valid loss {s['best_valid_loss']:.3f} ({job.rundir})")
         return
-    from rnem_bench.training.resolve import resolve_device
-
-    outcomes = evaluate_jobs(jobs, summaries, task, preset, out, resolve_device(device))
     rows = aggregate(outcomes)
-    print_table(rows, preset)
-    path = write_summary(out, task, preset, summaries, rows)
+    print_table(rows, preset, tier)
+    path = write_summary(out, task or f"tier-{tier}", preset, summaries, rows, tier)
     click.echo(f"result files: {out / 'results'}/<task>/  (submit each with `rnem-bench submit FILE`); summary: {path}")
