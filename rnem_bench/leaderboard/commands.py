@@ -26,8 +26,11 @@ def submit(result, board):
 @click.argument("task", required=False)
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "html"]), default="table", show_default=True)
 @click.option("--board", type=click.Path(path_type=Path), default=None, help="Leaderboard folder (default ./leaderboards).")
-def leaderboard(task, fmt, board):
-    """Print the ranked tables (all tasks, or TASK) and regenerate README.md and index.html."""
+@click.option("--seeds", "per_seed", is_flag=True, help="Table: list each seed's entry under its model's mean ± std.")
+def leaderboard(task, fmt, board, per_seed):
+    """Print the ranked tables (all tasks, or TASK) and regenerate README.md and index.html.
+
+    Entries of one model that differ only in their seed share a row (mean ± sample std)."""
     from rnem_bench.leaderboard.board import board_dir
     from rnem_bench.leaderboard.render import html_page, markdown, rich_tables, write_pages
 
@@ -36,7 +39,7 @@ def leaderboard(task, fmt, board):
         from rich.console import Console
 
         console = Console()
-        for table in rich_tables(board, task):
+        for table in rich_tables(board, task, width=console.width, per_seed=per_seed):
             console.print(table)
     elif fmt == "markdown":
         click.echo(markdown(board, task))
