@@ -1,28 +1,39 @@
-"""Training speed of the reference models: sequences per second of one optimiser step.
+"""Training speed of the reference models: the reference path against the fast path, in one run.
 
-Each model is timed in plain eager fp32 (the reference) and in the harness's fast settings
-(torch.compile of the EM step; bf16 autocast too on CUDA), in the same process on the same
-synthetic batch; the ratio to eager fp32 is the figure. On CUDA it also prints the time of one
-epoch of 50,000 training sequences at that speed.
+- reference: eager fp32 with the resize-then-convolve decoder (the code as first written);
+- fast: what ``rnem-bench run`` uses by default: bf16 autocast where the device does bf16
+  natively (AVX512_BF16 / AMX CPUs, Ampere+ GPUs; fp32 elsewhere), the exact phase-decomposed x2
+  decoder convolutions, and torch.compile of the EM step on CUDA only (on CPU it measured slower
+  than eager: ``--compile`` times it anyway).
 
-    python benchmarks/bench_training.py                       # CPU: tiny config, rnem and rnn
-    python benchmarks/bench_training.py --config paper        # GPU: batch 64, 30 steps, K=5
-    python benchmarks/bench_training.py --dataset PATH        # also time the data loader
-    python benchmarks/bench_training.py --threads 1           # steadier on shared, loaded CPUs
+For each model it prints seconds per Adam update (median of interleaved reference/fast rounds,
+so that load on a shared machine hits both alike), the speed-up, the FLOPs each path executes per
+update (torch's FlopCounterMode, forward + backward) and the rate reached, beside the machine's
+own fp32 and bf16 matmul rates (2048x2048, measured in the same run: the roofline), and the
+forward-only rate that prediction and evaluation see.
 
-Configs: tiny = 64x64 frames, batch 8, 6 steps; paper = 64x64, batch 64, 30 steps (balls4).
-K = 5 for the mixture models, 1 for rnn and lstm. Compilation time is reported separately.
+    python benchmarks/bench_training.py                  # CPU: mini config, every model, then one paper update
+    python benchmarks/bench_training.py --no-paper       # mini config only (~3 minutes on 2 cores)
+    python benchmarks/bench_training.py --models rnem --rounds 5
+    python benchmarks/bench_training.py --device cuda    # GPU: paper config, every model
+
+Configs: mini = 32x32 frames, batch 32, 20 steps (the CPU tier); paper = 64x64, batch 64,
+30 steps (appendix A). K = 5 for the mixture models, 1 for rnn and lstm.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from rnem_bench.models import MODELS, build_model
+from rnem_bench.models import MODELS, build_model, predict
+from rnem_bench.models.precision import native_bf16
 from rnem_bench.training.harness import sequence_loss
 
 
@@ -34,23 +45,21 @@ class BenchConfig:
     k: int = 5
 
 
-CONFIGS = {"tiny": BenchConfig(64, 8, 6), "paper": BenchConfig(64, 64, 30)}
+CONFIGS = {"mini": BenchConfig(32, 32, 20), "paper": BenchConfig(64, 64, 30)}
 
 
 @dataclass(frozen=True)
-class Variant:
+class RunPath:
     name: str
     bf16: bool
-    compile: bool
+    reference_decoder: bool
+    compile: bool = False
 
 
-def variants(device: torch.device, fast: bool) -> list[Variant]:
-    out = [Variant("eager fp32", False, False)]
-    if fast:
-        out.append(Variant("compiled fp32", False, True))
-        if device.type == "cuda":
-            out += [Variant("eager bf16", True, False), Variant("compiled bf16", True, True)]
-    return out
+def paths(device: torch.device, compile_: bool) -> tuple[RunPath, RunPath]:
+    bf16 = native_bf16(device)
+    fast = RunPath("fast" + (" bf16" if bf16 else " fp32") + (" compiled" if compile_ else ""), bf16, False, compile_)
+    return RunPath("reference fp32", False, True), fast
 
 
 def sync(device: torch.device) -> None:
@@ -58,71 +67,100 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_model(name: str, cfg: BenchConfig, variant: Variant, device: torch.device, iters: int, warmup: int) -> dict:
-    torch.manual_seed(0)
-    model = build_model(name, cfg.image_size).to(device)
-    k = model.resolve_k(cfg.k)
-    if variant.compile:
-        model.compile_step(dynamic=False)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    gen = torch.Generator(device).manual_seed(0)
-    frames = (torch.rand(cfg.batch_size, cfg.steps + 1, cfg.image_size, cfg.image_size, generator=gen, device=device) > 0.9).to(torch.uint8)
+class Runner:
+    """One model on one path: a training update and a forward-only prediction of a fixed batch."""
 
-    def step() -> float:
-        loss = sequence_loss(model, frames, k, 0.2, gen, bf16=variant.bf16)
-        opt.zero_grad(set_to_none=True)
+    def __init__(self, model: str, cfg: BenchConfig, path: RunPath, device: torch.device):
+        torch.manual_seed(0)
+        self.net = build_model(model, cfg.image_size).to(device)
+        self.net.decoder.use_reference(path.reference_decoder)
+        if path.compile:
+            self.net.compile_step(dynamic=False)
+        self.k = self.net.resolve_k(cfg.k)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
+        self.gen = torch.Generator(device).manual_seed(0)
+        shape = (cfg.batch_size, cfg.steps + 1, cfg.image_size, cfg.image_size)
+        self.frames = (torch.rand(shape, generator=self.gen, device=device) > 0.9).to(torch.uint8)
+        self.path, self.device = path, device
+
+    def update(self) -> None:
+        loss = sequence_loss(self.net, self.frames, self.k, 0.2, self.gen, bf16=self.path.bf16)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        return loss
+        self.opt.step()
+        sync(self.device)
 
+    def forward(self) -> None:
+        predict(self.net, self.frames, self.k, 0.2, bf16=self.path.bf16)
+        sync(self.device)
+
+    def flops(self, fn: Callable[[], None]) -> float:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fn()
+        return counter.get_total_flops()
+
+
+def interleaved(fns: list[Callable[[], None]], rounds: int) -> list[float]:
+    """Median seconds of each fn over ``rounds`` rounds that run every fn once, in turn."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, out in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+def matmul_rate(dtype: torch.dtype, device: torch.device, n: int = 2048, reps: int = 8) -> float:
+    """GFLOP/s of an n x n matmul in ``dtype``: the roofline these models are held against."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    a @ b
+    sync(device)
     t0 = time.perf_counter()
-    step()                      # first step: compilation (and cuDNN autotuning)
+    for _ in range(reps):
+        a @ b
     sync(device)
-    first = time.perf_counter() - t0
-    for _ in range(warmup):
-        step()
-    sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        loss = step()
-    sync(device)
-    per_step = (time.perf_counter() - t0) / iters
-    return {
-        "seq_s": cfg.batch_size / per_step, "step_ms": 1000 * per_step, "first_s": first, "loss": float(loss.detach()),
-        "mem_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan"),
-    }
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def time_loader(path: str, batch_size: int, batches: int) -> float:
-    from rnem_bench.data.loader import SequenceLoader
-    from rnem_bench.data.store import open_dataset
-
-    loader = SequenceLoader(open_dataset(path), "train", batch_size=batch_size)
-    t0, n = time.perf_counter(), 0
-    for i, batch in enumerate(loader):
-        n += batch["features"].shape[0]
-        if i + 1 >= batches:
-            break
-    return n / (time.perf_counter() - t0)
+def bench(models: list[str], cfg_name: str, device: torch.device, rounds: int, compile_: bool,
+          forward: bool, bf16_rate: float) -> None:
+    cfg = CONFIGS[cfg_name]
+    print(f"\n== {cfg_name}: {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}, {cfg.steps} steps, "
+          f"K={cfg.k} (1 for rnn/lstm); median of {rounds} interleaved rounds after 1 warm-up")
+    print(f"{'model':<11} {'path':<16} {'s/update':>9} {'speed-up':>9} {'GFLOP':>7} {'GFLOP/s':>8} "
+          f"{'% bf16 roof':>11} {'fwd seq/s':>10} {'fwd x':>6}")
+    for name in models:
+        ref_path, fast_path = paths(device, compile_)
+        runners = [Runner(name, cfg, p, device) for p in (ref_path, fast_path)]
+        flops = [r.flops(r.update) for r in runners]      # also the warm-up (and compilation)
+        for r in runners:
+            r.update()
+        secs = interleaved([r.update for r in runners], rounds)
+        fwd = [float("nan")] * 2
+        if forward:
+            for r in runners:
+                r.forward()
+            fwd = [cfg.batch_size / s for s in interleaved([r.forward for r in runners], rounds)]
+        for i, (r, s, f) in enumerate(zip(runners, secs, flops)):
+            rate = f / s / 1e9
+            print(f"{name:<11} {r.path.name:<16} {s:9.3f} {secs[0] / s:8.2f}x {f / 1e9:7.1f} {rate:8.1f} "
+                  f"{100 * rate / bf16_rate:10.0f}% {fwd[i]:10.1f} {fwd[i] / fwd[0]:5.2f}x", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", choices=list(CONFIGS), default=None, help="default: paper on CUDA, tiny on CPU")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--models", default=None, help="comma-separated (default: all on CUDA; rnem,rnn on CPU)")
-    ap.add_argument("--iters", type=int, default=None, help="timed steps (default: 20 on CUDA, 3 on CPU)")
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--no-fast", action="store_true", help="only eager fp32")
-    ap.add_argument("--dataset", default=None, help="also time the SequenceLoader on this dataset")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads (1 gives steadier figures on shared, loaded cores)")
+    ap.add_argument("--models", default=None, help="comma-separated (default: all)")
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds per model (median)")
+    ap.add_argument("--no-paper", action="store_true", help="CPU: skip the one paper-config update")
+    ap.add_argument("--compile", action="store_true", help="also torch.compile the fast path on CPU")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     cuda = device.type == "cuda"
@@ -130,29 +168,18 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    cfg = CONFIGS[args.config or ("paper" if cuda else "tiny")]
-    models = (args.models.split(",") if args.models else (list(MODELS) if cuda else ["rnem", "rnn"]))
-    iters = args.iters or (20 if cuda else 3)
+    models = args.models.split(",") if args.models else list(MODELS)
     where = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {where}; torch {torch.__version__}; config {args.config or ('paper' if cuda else 'tiny')}: "
-          f"{cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}, {cfg.steps} steps, K={cfg.k} (1 for rnn/lstm); "
-          f"{iters} timed steps after {args.warmup} warm-up")
-    header = f"{'model':<11} {'variant':<14} {'seq/s':>9} {'ms/step':>9} {'vs eager fp32':>14} {'1st step s':>11}"
-    header += f" {'epoch 50k s':>12} {'peak GB':>8}" if cuda else ""
-    print(header)
-    for name in models:
-        ref = None
-        for v in variants(device, not args.no_fast):
-            r = time_model(name, cfg, v, device, iters, args.warmup)
-            ref = ref or r
-            line = (f"{name:<11} {v.name:<14} {r['seq_s']:9.2f} {r['step_ms']:9.1f} {r['seq_s'] / ref['seq_s']:13.2f}x"
-                    f" {r['first_s']:11.1f}")
-            if cuda:
-                line += f" {50_000 / r['seq_s']:12.1f} {r['mem_gb']:8.2f}"
-            print(line, flush=True)
-    if args.dataset:
-        print(f"loader: {time_loader(args.dataset, cfg.batch_size, 50):.0f} sequences/s from {args.dataset} "
-              "(must exceed the training seq/s above)")
+    fp32_rate, bf16_rate = matmul_rate(torch.float32, device), matmul_rate(torch.bfloat16, device)
+    print(f"device: {where}; torch {torch.__version__}; native bf16: {native_bf16(device)}")
+    print(f"roofline (2048x2048 matmul): fp32 {fp32_rate:.0f} GFLOP/s, bf16 {bf16_rate:.0f} GFLOP/s")
+    compile_ = cuda or args.compile
+    if cuda:
+        bench(models, "paper", device, max(args.rounds, 10), compile_, True, bf16_rate)
+        return
+    bench(models, "mini", device, args.rounds, compile_, True, bf16_rate)
+    if not args.no_paper:
+        bench(["rnem"], "paper", device, 1, compile_, False, bf16_rate)
 
 
 if __name__ == "__main__":

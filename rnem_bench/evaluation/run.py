@@ -33,7 +33,11 @@ def evaluate_run(
     from rnem_bench.training.checkpoint import load_run, read_summary
 
     t0 = time.perf_counter()
+    from rnem_bench.models.precision import native_bf16
+
     model, cfg = load_run(rundir, which=which, device=device)
+    model.decoder.use_reference(cfg.reference_decoder)
+    bf16 = cfg.bf16 and native_bf16(device)  # run as trained; fp32 where bf16 is not native
     task = task or cfg.task
     path = Path(dataset) if dataset is not None else resolve_dataset_path(task) if task else Path(cfg.dataset)
     ds = open_dataset(path)
@@ -50,9 +54,9 @@ def evaluate_run(
         actions = batch.get("actions")
         if actions is not None:
             actions = actions.long()
-        preds = _predict(model, feats, k, cfg.noise, actions, cfg.seed)
+        preds = _predict(model, feats, k, cfg.noise, actions, cfg.seed, bf16)
         if simulate:
-            preds["simulation"] = _rollout(model, feats, k, evaluator.config.sim_observe, actions, cfg.seed)
+            preds["simulation"] = _rollout(model, feats, k, evaluator.config.sim_observe, actions, cfg.seed, bf16)
         evaluator.update(start, preds)
         start += feats.shape[0]
     metrics = evaluator.result()
@@ -69,17 +73,17 @@ def evaluate_run(
     )
 
 
-def _predict(model, feats: torch.Tensor, k: int, noise: float, actions, seed: int) -> dict[str, torch.Tensor]:
+def _predict(model, feats: torch.Tensor, k: int, noise: float, actions, seed: int, bf16: bool) -> dict[str, torch.Tensor]:
     from rnem_bench.models import predict
 
-    out = predict(model, feats, k, noise, actions=actions, seed=seed)
+    out = predict(model, feats, k, noise, actions=actions, seed=seed, bf16=bf16)
     return {"psi": out["psi"], "gamma": out["gamma"]}
 
 
-def _rollout(model, feats: torch.Tensor, k: int, n_observe: int, actions, seed: int) -> torch.Tensor:
+def _rollout(model, feats: torch.Tensor, k: int, n_observe: int, actions, seed: int, bf16: bool) -> torch.Tensor:
     from rnem_bench.models import rollout
 
-    sim = rollout(model, feats, k, n_observe, SIM_STEPS, actions=actions, seed=seed)
+    sim = rollout(model, feats, k, n_observe, SIM_STEPS, actions=actions, seed=seed, bf16=bf16)
     if not torch.isfinite(sim).all():
         raise RnemBenchError("the model's rollout produced NaN or Inf")
     return sim.clamp(0, 1)

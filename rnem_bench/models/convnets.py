@@ -24,6 +24,16 @@ is linear map -> layer norm -> activation, the order of the original code's laye
 appendix's "conv 16 ELU ... layer norm" lists the parts, not their order).
 
 Any image size from 8 up works (tests use 16 or 32): sizes other than 84 use the balls layout.
+
+Fast path (exact): a nearest-neighbour resize by exactly x2 followed by a 4x4 "SAME" convolution
+(pad 1 before, 2 after) reads each low-resolution pixel up to four times. Output row 2p+r only
+ever sees low-resolution rows p-1, p, p+1, with the 4 kernel rows summed into 3 (r = 0: w0,
+w1+w2, w3) or 2 (r = 1: w0+w1, w2+w3) taps; the same holds for columns. So the four output phases
+(r, s) are 3x3 convolutions of the padded low-resolution map with weights summed from the 4x4
+kernel, computed as one convolution with 4x the output channels and interleaved by
+``pixel_shuffle``: 9 instead of 16 taps per output pixel on a 4x smaller input, the same
+parameters (checkpoints are unchanged) and the same function up to float rounding.
+``Decoder.use_reference(True)`` switches back to resize-then-convolve, for comparison.
 """
 
 from __future__ import annotations
@@ -73,8 +83,48 @@ class SameConv(nn.Module):
         lo, hi = _same_pad(size, kernel, stride)
         self.pad = (lo, hi, lo, hi)  # F.pad order: left, right, top, bottom
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride)
+        if lo == hi:  # symmetric: let the convolution pad (no padded copy of the input)
+            self.conv.padding, self.pad = (lo, lo), None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x if self.pad is None else F.pad(x, self.pad))
+
+
+# Row (and column) tap sums of the x2 phases: phase r of a 4-tap kernel w has taps PHASE_TAPS[r] @ w
+# at low-resolution offsets -1, 0, +1.
+PHASE_TAPS = torch.tensor([
+    [[1., 0., 0., 0.], [0., 1., 1., 0.], [0., 0., 0., 1.]],   # even output rows: w0 | w1 + w2 | w3
+    [[0., 0., 0., 0.], [1., 1., 0., 0.], [0., 0., 1., 1.]],   # odd output rows:  0  | w0 + w1 | w2 + w3
+])
+
+
+def phase_conv_x2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """conv4x4_SAME(resize_nearest_x2(x)) computed on x directly: (N, C, n, n) -> (N, O, 2n, 2n)."""
+    taps = PHASE_TAPS.to(weight.device, weight.dtype)
+    # (O, C, 4, 4) -> (O, 4 phases (r, s), C, 3, 3): W_rs = T_r W T_s^T over the kernel's rows and columns
+    w = torch.einsum("ria,sjb,ocab->orscij", taps, taps, weight).reshape(-1, weight.shape[1], 3, 3)
+    b = None if bias is None else bias.repeat_interleave(4)
+    return F.pixel_shuffle(F.conv2d(x, w, b, padding=1), 2)
+
+
+class ResizeConv(nn.Module):
+    """Nearest-neighbour resize to ``size`` x ``size``, then a 4x4 "SAME" convolution (stride 1).
+    An exact x2 resize runs as ``phase_conv_x2`` unless ``reference`` is set."""
+
+    def __init__(self, c_in: int, c_out: int, size_in: int, size: int, kernel: int = 4):
+        super().__init__()
+        self.size_in, self.size = size_in, size
+        lo, hi = _same_pad(size, kernel, 1)
+        self.pad = (lo, hi, lo, hi)
+        self.conv = nn.Conv2d(c_in, c_out, kernel)  # named as in SameConv: checkpoints are shared
+        self.phase = size == 2 * size_in and kernel == 4
+        self.reference = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.phase and not self.reference:
+            return phase_conv_x2(x, self.conv.weight, self.conv.bias)
+        if x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="nearest")
         return self.conv(F.pad(x, self.pad))
 
 
@@ -112,16 +162,22 @@ class Decoder(nn.Module):
         self.sizes = list(reversed(cfg.feature_sizes()[:-1]))
         self.sizes = self.sizes[-(len(cfg.decoder_channels) + 1):]
         convs: list[nn.Module] = []
-        c_in = c0
+        c_in, size_in = c0, g
         for c_out, size in zip(cfg.decoder_channels, self.sizes):
-            convs.append(nn.Sequential(SameConv(c_in, c_out, size, stride=1), nn.GroupNorm(1, c_out), nn.ReLU()))
-            c_in = c_out
-        convs.append(SameConv(c_in, 1, self.sizes[-1], stride=1))  # sigmoid in forward, in fp32
+            convs.append(nn.Sequential(ResizeConv(c_in, c_out, size_in, size), nn.GroupNorm(1, c_out), nn.ReLU()))
+            c_in, size_in = c_out, size
+        convs.append(ResizeConv(c_in, 1, size_in, self.sizes[-1]))  # sigmoid in forward, in fp32
         self.convs = nn.ModuleList(convs)
+
+    def use_reference(self, reference: bool = True) -> None:
+        """Resize-then-convolve (the reference form) instead of the exact x2 phase decomposition."""
+        for m in self.modules():
+            if isinstance(m, ResizeConv):
+                m.reference = reference
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         x = self.fc(h).view(h.shape[0], *self.grid)
-        for size, conv in zip(self.sizes, self.convs):
-            x = conv(F.interpolate(x, size=(size, size), mode="nearest"))
+        for conv in self.convs:
+            x = conv(x)
         # fp32 even under bf16 autocast: the loss takes log(psi) and log(1 - psi) near 0 and 1.
         return torch.sigmoid(x.float())

@@ -10,6 +10,7 @@ import torch
 
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.models.nem import NEM, bitflip, e_step, init_gamma
+from rnem_bench.models.precision import autocast
 
 SIM_THRESHOLD = 0.1  # appendix A: max_k psi > 0.1 becomes the pseudo ground truth
 
@@ -44,14 +45,15 @@ def _actions(model: NEM, actions: torch.Tensor | None, n_steps: int, device: tor
 @torch.no_grad()
 def predict(
     model: NEM, features: torch.Tensor, k: int, noise: float,
-    actions: torch.Tensor | None = None, seed: int = 0,
+    actions: torch.Tensor | None = None, seed: int = 0, bf16: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Run the model over a batch as in training (noisy inputs, E-step against the true frame).
 
     features (B, T+1, H, W) uint8 or float 0/1. Returns CPU float tensors: "psi" and "gamma"
     (B, T, K, H, W), and for relational models "attention" (B, T, K, K) with alpha_ki in
     [k, i] (0 on the diagonal). ``k`` is ignored by fixed-K models (rnn, lstm: K = 1).
-    ``seed`` fixes the input noise and the initial gamma.
+    ``seed`` fixes the input noise and the initial gamma; ``bf16`` runs the networks under bf16
+    autocast (as a model trained with it was trained).
     """
     was_training = model.training
     model.eval()
@@ -60,7 +62,8 @@ def predict(
     gen = torch.Generator(device=x.device).manual_seed(seed)
     inputs = bitflip(x[:, :-1], noise, gen)
     gamma0 = init_gamma(B, model.resolve_k(k), H, gen, device=x.device)
-    out = model(inputs, x[:, 1:], gamma0, _actions(model, actions, T1 - 1, x.device), record=True)
+    with autocast(x.device, bf16):
+        out = model(inputs, x[:, 1:], gamma0, _actions(model, actions, T1 - 1, x.device), record=True)
     model.train(was_training)
     return {name: out[name].float().cpu() for name in ("psi", "gamma", "attention") if name in out}
 
@@ -68,7 +71,7 @@ def predict(
 @torch.no_grad()
 def rollout(
     model: NEM, features: torch.Tensor, k: int, n_observe: int, n_sim: int,
-    actions: torch.Tensor | None = None, seed: int = 0,
+    actions: torch.Tensor | None = None, seed: int = 0, bf16: bool = False,
 ) -> torch.Tensor:
     """The paper's simulation protocol. Returns (B, n_sim, H, W) on CPU: the total predictions
     sum_k gamma_k psi_k of frames n_observe+1 .. n_observe+n_sim.
@@ -90,7 +93,8 @@ def rollout(
     frame, out = x[:, 0], []
     for t in range(n_observe + n_sim):
         action = None if acts is None else acts[:, t]
-        state, psi, _ = model.transition(frame, state, psi, gamma, action)
+        with autocast(x.device, bf16):
+            state, psi, _ = model.transition(frame, state, psi, gamma, action)
         observed = t + 1 < n_observe
         target = x[:, t + 1] if observed else (psi.max(dim=1).values > SIM_THRESHOLD).float()
         gamma = e_step(psi, target)

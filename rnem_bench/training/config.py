@@ -67,12 +67,13 @@ class RunConfig:
     use_actions: bool = False           # feed the dataset's `actions` (invaders)
     model_options: dict[str, Any] = field(default_factory=dict)  # NEMConfig overrides, e.g. n_actions
     device: str = "cpu"                 # "cpu", "cuda", "cuda:1", ...
-    bf16: bool = False                  # bf16 autocast of convolutions and matmuls (CUDA)
-    compile: bool = False               # torch.compile the EM step (CUDA)
+    bf16: bool = False                  # bf16 autocast of convolutions and matmuls (native bf16 only)
+    compile: bool = False               # torch.compile the EM step (pays on CUDA, not on CPU)
+    reference_decoder: bool = False     # resize-then-convolve decoder instead of the exact x2 phase form
     world_size: int = 1                 # DDP processes (torchrun); batch_size is per process
 
     # Fields that may change when a run is resumed (they do not change its result).
-    RESUMABLE_CHANGES = ("epochs", "patience", "device", "dataset", "world_size")
+    RESUMABLE_CHANGES = ("epochs", "patience", "device", "dataset", "world_size", "reference_decoder")
 
     def validate(self) -> None:
         checks = [
@@ -132,6 +133,6 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "image_size": (int,), "steps": (int,), "dataset_fingerprint": (str,), "preset": (str,), "epochs": (int,),
     "batch_size": (int,), "lr": (int, float), "patience": (int,), "train_limit": (int,), "valid_limit": (int,),
     "use_actions": (bool,), "model_options": (dict,), "device": (str,), "bf16": (bool,), "compile": (bool,),
-    "world_size": (int,),
+    "world_size": (int,), "reference_decoder": (bool,),
 }
 _OPTIONAL = {"task", "train_limit", "valid_limit"}

@@ -90,8 +90,13 @@ def make_config(
     epochs: int | None = None, batch_size: int | None = None, lr: float = 1e-3, patience: int | None = None,
     seed: int = 0, steps: int | None = None, device: str = "auto", bf16: bool | None = None,
     compile: bool | None = None, n_actions: int | None = None, progress: bool = True,
+    reference_decoder: bool = False,
 ) -> RunConfig:
-    """Resolve every default: the preset's sizes, the task's K and noise, the device's speed flags."""
+    """Resolve every default: the preset's sizes, the task's K and noise, the device's speed flags
+    (bf16 autocast where the device does bf16 natively; torch.compile on CUDA only: on CPU it
+    measured slower than eager, see benchmarks/bench_training.py)."""
+    from rnem_bench.models.precision import native_bf16
+
     from rnem_bench.models import MODELS, model_config
 
     if model not in MODELS:
@@ -122,8 +127,8 @@ def make_config(
         epochs=_given(epochs, p.epochs), batch_size=_given(batch_size, p.batch_size), lr=lr,
         patience=_given(patience, p.patience), train_limit=p.train_limit, valid_limit=p.valid_limit,
         use_actions=use_actions, model_options=options, device=device,
-        bf16=on_gpu if bf16 is None else bf16, compile=on_gpu if compile is None else compile,
-        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        bf16=native_bf16(device) if bf16 is None else bf16, compile=on_gpu if compile is None else compile,
+        world_size=int(os.environ.get("WORLD_SIZE", 1)), reference_decoder=reference_decoder,
     )
     config.validate()
     return config

@@ -1,0 +1,32 @@
+"""Mixed precision: where bf16 autocast runs natively, and the context that turns it on.
+
+bf16 pays only where the hardware multiplies in bf16: CUDA GPUs from Ampere on, and CPUs with
+AVX512_BF16 or AMX (on a 2-core Zen 4 a bf16 matmul runs at ~2.5x the fp32 rate). Elsewhere
+autocast emulates bf16 in software and is slower than fp32, so the fast path falls back to fp32.
+Convolutions and matmuls run in bf16; the decoder's sigmoid, the loss and the E-step stay fp32.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import ContextManager
+
+import torch
+
+
+def native_bf16(device: str | torch.device) -> bool:
+    """True where bf16 matmuls and convolutions run in hardware on ``device``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
+
+
+def autocast(device: str | torch.device, bf16: bool) -> ContextManager:
+    """bf16 autocast on ``device`` when ``bf16``, else a no-op context."""
+    if not bf16:
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
