@@ -63,7 +63,7 @@ def evaluate_run(
     summary = read_summary(Path(rundir)) or {}
     n_params = sum(p.numel() for p in model.parameters())
     training = {"task": cfg.task, "preset": cfg.preset, "k": cfg.k, "batch_size": cfg.batch_size,
-                "epochs": summary.get("epochs"), "updates": summary.get("updates"),
+                "epochs": summary.get("epochs"), "updates": summary.get("updates", _updates(cfg, summary)),
                 "wall_time_s": summary.get("wall_seconds"),
                 "shortened": not bool(summary.get("finished", False)) or cfg.preset != "paper"}
     return make_result(
@@ -71,6 +71,21 @@ def evaluate_run(
         k=model.resolve_k(k), seeds=[cfg.seed], wall_time_s=time.perf_counter() - t0, parameters=n_params,
         training=training,
     )
+
+
+def _updates(cfg, summary: dict[str, Any]) -> int | None:
+    """Optimiser steps of a run whose summary predates their count: whole epochs of full batches
+    (the harness drops the last partial batch) on one process."""
+    from rnem_bench.data.store import open_dataset
+
+    epochs = summary.get("epochs")
+    if epochs is None or cfg.world_size != 1:
+        return None
+    try:
+        n = open_dataset(cfg.dataset).counts["train"]
+    except (RnemBenchError, KeyError):
+        return None
+    return int(epochs) * (min(n, cfg.train_limit or n) // cfg.batch_size)
 
 
 def _predict(model, feats: torch.Tensor, k: int, noise: float, actions, seed: int, bf16: bool) -> dict[str, torch.Tensor]:
