@@ -15,6 +15,7 @@ from click.core import ParameterSource
 
 from rnem_bench.data.commands import custom_recipe, generation_options, run_generation
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.signals import Interrupted, resume_command
 
 
 @click.group()
@@ -47,7 +48,8 @@ def dqn():
 def train(ctx: click.Context, out: Path, resume: bool, max_minutes: float | None, quiet: bool, **options) -> None:
     """Train a Nature-DQN on an Atari game; writes OUT/policy.pt for `--policy dqn:OUT/policy.pt`.
 
-    With --resume, options left out take the saved run's values.
+    With --resume, options left out take the saved run's values. Ctrl-C or SIGTERM stops after
+    the agent step in flight and saves train.pt and policy.pt first (exit status 130 / 143).
     """
     from rnem_bench.dqn.trainer import DQNConfig, saved_config, train_dqn
 
@@ -57,7 +59,11 @@ def train(ctx: click.Context, out: Path, resume: bool, max_minutes: float | None
         config = DQNConfig.from_dict({**asdict(saved), **given})
     else:
         config = DQNConfig(**options)
-    summary = train_dqn(config, out, resume=resume, max_minutes=max_minutes, progress=not quiet)
+    try:
+        summary = train_dqn(config, out, resume=resume, max_minutes=max_minutes, progress=not quiet)
+    except Interrupted as stop:  # Ctrl-C or SIGTERM: train.pt is saved; exit 130 / 143
+        click.echo(f"{stop}; resume with: {resume_command(ctx, out)}", err=True)
+        raise
     click.echo(json.dumps(summary))
     click.echo(f"policy: {out / 'policy.pt'}  (record with: rnem-bench generate invaders --policy dqn:{out / 'policy.pt'})")
 

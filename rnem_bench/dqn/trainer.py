@@ -24,7 +24,8 @@ Run directory::
     policy.pt     the latest policy, for ``--policy dqn:PATH`` and ``dqn eval``
 
 On CPU a resumed run reproduces the uninterrupted one bit for bit; on a GPU up to the
-nondeterminism of cuDNN kernels.
+nondeterminism of cuDNN kernels. Ctrl-C (SIGINT) or SIGTERM stops a run after the agent step in
+flight and writes train.pt and policy.pt first (exit status 130 / 143), so ``--resume`` loses nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from rnem_bench.dqn.network import NatureDQN, torch_device
 from rnem_bench.dqn.checkpoint import TRAIN_FORMAT, policy_dict
 from rnem_bench.dqn.replay import ReplayBuffer
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.signals import Interrupted, signal_name, stop_on_signals
 from rnem_bench.training.checkpoint import atomic_torch_save, atomic_write_text, read_checkpoint
 
 CONFIG, LOG, TRAIN, POLICY = "config.json", "log.jsonl", "train.pt", "policy.pt"
@@ -190,7 +192,8 @@ class DQNTrainer:
             self.stack.push(dqn_frame(s.screen))
 
     def run(self, max_seconds: float | None = None) -> dict[str, Any]:
-        """Train until ``config.steps`` (or ``max_seconds``); checkpoints on the way and at the end."""
+        """Train until ``config.steps`` (or ``max_seconds``); checkpoints on the way and at the end.
+        SIGINT or SIGTERM: finish the agent step, checkpoint, raise ``Interrupted`` (exit 130 / 143)."""
         c = self.config
         start, t0 = self.step, time.perf_counter()
         recent = self.recent
@@ -204,31 +207,40 @@ class DQNTrainer:
 
         bar = tqdm(total=c.steps, initial=self.step, desc=f"dqn {c.game}", unit="step", disable=not self.progress,
                    smoothing=0.05)
-        stopped = "steps"
-        try:
-            while self.step < c.steps:
-                self._env_step(log)
-                self.step += 1
-                if self.step > c.learning_starts and self.step % c.train_every == 0:
-                    self.losses.append(self.update())
-                if self.step % c.target_update == 0:
-                    self.target.load_state_dict(self.online.state_dict())
-                if self.step % c.checkpoint_every == 0:
-                    self.save(self.seconds + time.perf_counter() - t0)
-                if self.step % 1000 == 0:
-                    bar.update(self.step - bar.n)
-                    if recent:
-                        bar.set_postfix(ret100=f"{np.mean(recent):.1f}", eps=f"{c.epsilon(self.step):.3f}")
-                if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-                    stopped = "time"
-                    break
-        finally:
-            bar.update(self.step - bar.n)
-            bar.close()
-            log_file.close()
-        seconds = time.perf_counter() - t0
-        if self.step % c.checkpoint_every != 0:
-            self.save(self.seconds + seconds)
+        stopped, saved_at = "steps", None
+        # Inside the block a signal only sets stop.requested; it is read after each whole agent step.
+        with stop_on_signals() as stop:
+            try:
+                while self.step < c.steps:
+                    self._env_step(log)
+                    self.step += 1
+                    if self.step > c.learning_starts and self.step % c.train_every == 0:
+                        self.losses.append(self.update())
+                    if self.step % c.target_update == 0:
+                        self.target.load_state_dict(self.online.state_dict())
+                    if self.step % c.checkpoint_every == 0:
+                        self.save(self.seconds + time.perf_counter() - t0)
+                        saved_at = self.step
+                    if self.step % 1000 == 0:
+                        bar.update(self.step - bar.n)
+                        if recent:
+                            bar.set_postfix(ret100=f"{np.mean(recent):.1f}", eps=f"{c.epsilon(self.step):.3f}")
+                    if stop.requested:
+                        stopped = "signal"
+                        break
+                    if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                        stopped = "time"
+                        break
+            finally:
+                bar.update(self.step - bar.n)
+                bar.close()
+                log_file.close()
+            seconds = time.perf_counter() - t0
+            if saved_at != self.step or stopped == "signal":  # after a signal, always files newer than it
+                self.save(self.seconds + seconds)
+        if stopped == "signal":
+            raise Interrupted(stop.signum, f"stopped by {signal_name(stop.signum)} at agent step {self.step}; "
+                                           f"saved {self.out / TRAIN} and {self.out / POLICY}")
         return {"agent_steps": self.step, "stopped": stopped, "episodes": self.episode, "seconds": round(seconds, 1),
                 "steps_per_second": round((self.step - start) / max(seconds, 1e-9), 1),
                 "mean_return_last_100": float(np.mean(recent)) if recent else None}

@@ -5,9 +5,12 @@ A run dir holds::
     config.json    the resolved RunConfig
     log.jsonl      one JSON object per finished epoch (rewritten from last.pt's history)
     last.pt        everything needed to resume: weights, optimizer, epoch, early-stopping state,
-                   RNG states, history
+                   RNG states, history, optimiser updates; saved at each epoch's end, and by a
+                   run stopped with Ctrl-C / SIGTERM also mid-epoch ("mid_epoch": batches done,
+                   their loss sums, the noise generator's state)
     best.pt        the weights with the lowest validation loss so far
-    summary.json   written when training stops: why, best epoch, wall time
+    summary.json   written when training stops: why ("stop_reason": max_epochs, early_stopping,
+                   time_limit or signal), epochs, updates, best epoch, wall time
 
 Checkpoints are read with ``torch.load(weights_only=True)``: never unpickle arbitrary objects.
 """

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.signals import Interrupted, resume_command
 from rnem_bench.training.config import PRESETS
 
 
@@ -42,6 +44,9 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
     rnem-bench run rnem --dataset balls4                    # the paper's run (GPU)
     rnem-bench run rnem --dataset balls4 --out runs/a --resume
     torchrun --standalone --nproc_per_node 4 --no-python rnem-bench run rnem --dataset balls4 --batch-size 16
+
+    Ctrl-C or SIGTERM stops after the update in flight and saves a checkpoint that --resume
+    continues exactly (exit status 130 / 143).
     """
     from rnem_bench.training.harness import train
     from rnem_bench.training.resolve import default_rundir, make_config
@@ -57,9 +62,15 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
     click.echo(f"run {config.model} on {config.task or config.dataset}: K={config.k} noise={config.noise} "
                f"steps={config.steps} batch={config.batch_size} epochs<={config.epochs} device={config.device}"
                f"{' bf16' if config.bf16 else ''}{' compiled' if config.compile else ''} -> {rundir}")
-    summary = train(config, rundir, resume=resume, progress=not quiet,
-                    time_limit=None if max_minutes is None else 60 * max_minutes)
-    click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs, best valid loss "
+    try:
+        summary = train(config, rundir, resume=resume, progress=not quiet,
+                        time_limit=None if max_minutes is None else 60 * max_minutes)
+    except Interrupted as stop:  # Ctrl-C or SIGTERM: last.pt is saved; exit 130 / 143
+        if int(os.environ.get("RANK", 0)) == 0:  # under torchrun: one line, not one per process
+            launcher = " (under torchrun, as before)" if int(os.environ.get("WORLD_SIZE", 1)) > 1 else ""
+            click.echo(f"{stop}; resume with: {resume_command(click.get_current_context(), rundir)}{launcher}", err=True)
+        raise
+    click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs ({summary['updates']} updates), best valid loss "
                f"{summary['best_valid_loss']:.3f} at epoch {summary['best_epoch']} ({rundir})")
 
 

@@ -7,6 +7,11 @@ seeded with ``(seed, epoch, rank)``. So a run resumed from ``last.pt`` (saved at
 boundary with the optimizer, early-stopping state and RNG states) redoes exactly what the
 killed run would have done, and ends where an uninterrupted run ends.
 
+Ctrl-C (SIGINT) and SIGTERM stop a run after the optimiser update in flight: ``last.pt`` then
+also holds the position within the epoch (batches done, their loss sums, the noise generator),
+summary.json says ``"stop_reason": "signal"`` and ``fit`` raises ``Interrupted`` (exit status
+130 / 143). ``--resume`` skips the batches done and continues exactly where the run stopped.
+
 Multi-GPU (DDP): launch the same command under torchrun, e.g.::
 
     torchrun --standalone --nproc_per_node 4 --no-python rnem-bench run rnem --dataset balls4 --batch-size 16
@@ -23,11 +28,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import numpy as np
 import torch
@@ -39,6 +46,7 @@ from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.models import build_model
 from rnem_bench.models.nem import bitflip, init_gamma
+from rnem_bench.signals import Interrupted, StopRequest, signal_name, stop_on_signals
 from rnem_bench.training import checkpoint as ckpt
 from rnem_bench.training.config import RunConfig
 
@@ -51,11 +59,31 @@ class Progress:
     best_valid: float = math.inf
     best_epoch: int = 0
     bad_epochs: int = 0                 # epochs since the validation loss last improved
-    seconds: float = 0.0                # training wall time over all sessions
+    seconds: float = 0.0                # training wall time of the finished epochs, over all sessions
     history: list[dict[str, Any]] = field(default_factory=list)
+    updates: int = 0                    # optimiser steps over all sessions
 
     def early_stopped(self, patience: int) -> bool:
         return self.bad_epochs >= patience
+
+
+@dataclass
+class EpochCursor:
+    """How far one epoch's training has got. Saved in last.pt (as "mid_epoch") when a stop
+    signal cuts the epoch short, so that a resumed run skips the batches done (the batch order
+    is fixed by (seed, epoch)) and draws the same noise for the rest."""
+
+    epoch: int                          # 0-based
+    n_batches: int                      # batches in this epoch (per rank)
+    done: int = 0                       # batches done, i.e. optimiser updates taken in this epoch
+    loss_sum: float = 0.0               # this rank: sum of loss x batch size over the batches done
+    seen: int = 0                       # this rank: sequences in them
+    seconds: float = 0.0                # training time spent on them, over all sessions
+    gen_state: torch.Tensor | None = None  # this rank's noise/gamma generator after them
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= self.n_batches
 
 
 @dataclass(frozen=True)
@@ -131,6 +159,8 @@ class Trainer:
             self.model = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.state = Progress()
+        self._partial: EpochCursor | None = None   # the epoch last.pt was saved in the middle of
+        self._stop: StopRequest | None = None      # set while fit() runs
         arrays = ("features", "actions") if config.use_actions else ("features",)
         common = dict(arrays=arrays, batch_size=config.batch_size, seed=config.seed,
                       rank=self.env.rank, world_size=self.env.world_size)
@@ -138,7 +168,7 @@ class Trainer:
         self.valid_loader = SequenceLoader(self.ds, "valid", shuffle=False, drop_last=False, limit=config.valid_limit, **common)
 
     # ------------------------------------------------------------------ checkpoint / resume
-    def _checkpoint(self) -> dict[str, Any]:
+    def _checkpoint(self, mid_epoch: dict[str, Any] | None = None) -> dict[str, Any]:
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -147,7 +177,23 @@ class Trainer:
             "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": rng,
             "epoch": s.epoch, "best_valid": s.best_valid, "best_epoch": s.best_epoch,
             "bad_epochs": s.bad_epochs, "seconds": s.seconds, "history": s.history,
+            "updates": s.updates, "mid_epoch": mid_epoch,
         }
+
+    def _mid_epoch(self, cur: EpochCursor) -> dict[str, Any]:
+        """``cur`` as saved in last.pt, with every rank's own sums and generator (a collective)."""
+        ranks = self._gather({"loss_sum": cur.loss_sum, "seen": cur.seen, "gen": cur.gen_state})
+        return {"epoch": cur.epoch, "n_batches": cur.n_batches, "done": cur.done, "seconds": cur.seconds,
+                "ranks": ranks}
+
+    def _restore_mid_epoch(self, mid: dict[str, Any], path: Path) -> EpochCursor:
+        ranks = mid["ranks"]
+        if len(ranks) != self.env.world_size:
+            raise RnemBenchError(f"{path} was saved mid-epoch by {len(ranks)} process(es); "
+                                 f"resume it with as many, not {self.env.world_size}")
+        mine = ranks[self.env.rank]
+        return EpochCursor(int(mid["epoch"]), int(mid["n_batches"]), int(mid["done"]), float(mine["loss_sum"]),
+                           int(mine["seen"]), float(mid["seconds"]), mine["gen"])
 
     def restore(self) -> None:
         """Continue from ``last.pt`` (all ranks read it)."""
@@ -165,8 +211,20 @@ class Trainer:
         except (RuntimeError, KeyError, TypeError, ValueError) as err:
             raise RnemBenchError(f"{path} does not fit this run's model: {type(err).__name__}: "
                                  f"{str(err).splitlines()[0][:200]}") from None
+        updates = saved.get("updates")  # absent in checkpoints from before it was counted
         self.state = Progress(saved["epoch"], saved["best_valid"], saved["best_epoch"], saved["bad_epochs"],
-                              saved["seconds"], list(saved["history"]))
+                              saved["seconds"], list(saved["history"]),
+                              updates=self._updates_before(saved["epoch"]) if updates is None else int(updates))
+        mid = saved.get("mid_epoch")
+        self._partial = None if mid is None else self._restore_mid_epoch(mid, path)
+
+    def _updates_before(self, epochs: int) -> int:
+        """The optimiser steps of ``epochs`` whole epochs (each epoch's batch count is known)."""
+        total = 0
+        for epoch in range(epochs):
+            self.train_loader.set_epoch(epoch)
+            total += self._n_batches(self.train_loader)
+        return total
 
     # ----------------------------------------------------------------------------- one batch
     def _loss(self, batch: dict[str, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, int]:
@@ -182,6 +240,24 @@ class Trainer:
         dist.all_reduce(t)
         return t.tolist()
 
+    def _gather(self, obj: Any) -> list[Any]:
+        """``obj`` of every rank, in rank order."""
+        if self.env.world_size == 1:
+            return [obj]
+        out: list[Any] = [None] * self.env.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def _stop_requested(self) -> bool:
+        """Whether a stop signal arrived. With DDP a collective (on any rank: all ranks stop at
+        the same update), so every rank must call it at the same point."""
+        here = self._stop is not None and self._stop.requested
+        if self.env.world_size == 1:
+            return here
+        flag = torch.tensor([int(here)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
     def _n_batches(self, loader: SequenceLoader) -> int:
         """Batches per rank this epoch: the fewest any rank has, so DDP ranks stay in step."""
         n = torch.tensor([len(loader)], device=self.device)
@@ -190,35 +266,62 @@ class Trainer:
         return int(n.item())
 
     # ----------------------------------------------------------------------------- one epoch
-    def train_epoch(self, epoch: int) -> tuple[float, int]:
+    def _start_epoch(self, epoch: int) -> EpochCursor:
+        """The cursor to train ``epoch`` from: the saved one if last.pt stopped inside it."""
+        n_batches = self._n_batches(self.train_loader)
+        cur, self._partial = self._partial, None
+        if cur is not None and cur.epoch == epoch:
+            cur.n_batches = n_batches
+            return cur
+        return EpochCursor(epoch, n_batches)
+
+    def train_epoch(self, epoch: int) -> EpochCursor:
+        """Train one epoch (or the rest of it, when last.pt was saved inside it). A stop signal
+        ends it early, after the update in flight: the cursor returned is then not complete."""
         self.model.train()
         self.train_loader.set_epoch(epoch)
+        cur = self._start_epoch(epoch)
+        if cur.n_batches == 0:
+            raise RnemBenchError(f"no training batch: {self.train_loader.n} sequences < batch size {self.config.batch_size}")
         gen = torch.Generator(self.device).manual_seed(_seed(self.config.seed, epoch, self.env.rank, 0))
-        n_batches = self._n_batches(self.train_loader)
+        if cur.gen_state is not None:
+            gen.set_state(cur.gen_state)
+        t0 = time.perf_counter()
         sync_every = 1 if self.device.type == "cpu" else 10  # .item() stalls the GPU queue
-        total, seen = torch.zeros((), dtype=torch.float64, device=self.device), 0
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch",
+        check_every = 1 if self.env.world_size == 1 else sync_every  # with DDP the check is a collective
+        total = torch.tensor(cur.loss_sum, dtype=torch.float64, device=self.device)
+        done, seen = cur.done, cur.seen
+        bar = tqdm(total=cur.n_batches, initial=done, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch",
                    disable=not self.show_progress, leave=False, dynamic_ncols=True)
-        for i, batch in enumerate(self.train_loader):
-            if i >= n_batches:
-                break
+        # The loader's order is fixed by (seed, epoch): skipping the batches done resumes it exactly.
+        batches = islice(self.train_loader, done, cur.n_batches) if not cur.complete else ()
+        for i, batch in enumerate(batches, start=done):
             loss, b = self._loss(batch, gen)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            self.state.updates += 1
             total += loss.detach() * b
             seen += b
-            if (i + 1) % sync_every == 0 or i + 1 == n_batches:
+            done = i + 1
+            if done % sync_every == 0 or done == cur.n_batches:
                 value = loss.item()
                 if not math.isfinite(value) or not math.isfinite(total.item()):
                     bar.close()
                     raise TrainingDiverged(self._diverged_message(epoch, i, value))
                 bar.set_postfix(loss=f"{value:.2f}")
             bar.update(1)
+            if done < cur.n_batches and done % check_every == 0 and self._stop_requested():
+                break
         bar.close()
-        if seen == 0:
-            raise RnemBenchError(f"no training batch: {self.train_loader.n} sequences < batch size {self.config.batch_size}")
-        total_sum, count = self._allreduce(total.item(), seen)
+        cur.done, cur.seen, cur.loss_sum = done, seen, total.item()
+        cur.seconds += time.perf_counter() - t0
+        cur.gen_state = gen.get_state()
+        return cur
+
+    def _epoch_loss(self, cur: EpochCursor) -> tuple[float, int]:
+        """The epoch's mean training loss over all ranks, and the sequences it saw."""
+        total_sum, count = self._allreduce(cur.loss_sum, cur.seen)
         return total_sum / count, int(count)
 
     def _diverged_message(self, epoch: int, batch: int, value: float) -> str:
@@ -227,12 +330,16 @@ class Trainer:
         return f"training loss became {value} at epoch {epoch + 1}, batch {batch + 1}; run stopped ({kept}); try a lower --lr"
 
     @torch.no_grad()
-    def valid_loss(self) -> float:
+    def valid_loss(self) -> float | None:
+        """The mean validation loss; None if a stop signal cut it short (single process)."""
         self.model.eval()
         # The same noise every epoch so that losses are comparable across epochs.
         gen = torch.Generator(self.device).manual_seed(_seed(self.config.seed, self.env.rank, 1))
         total, seen = 0.0, 0
         for batch in self.valid_loader:
+            # Ranks may hold different numbers of validation batches: check only when alone.
+            if self.env.world_size == 1 and self._stop_requested():
+                return None
             loss, b = self._loss(batch, gen)
             total += loss.item() * b
             seen += b
@@ -247,7 +354,18 @@ class Trainer:
 
     def fit(self, time_limit: float | None = None, on_epoch_end: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Train until early stopping, the epoch cap or ``time_limit`` seconds (checked between
-        epochs; at least one epoch runs). Returns the summary also written to summary.json."""
+        epochs; at least one epoch runs). Returns the summary also written to summary.json.
+
+        SIGINT and SIGTERM are caught while it runs: the update in flight is finished, last.pt
+        saved (mid-epoch) and ``Interrupted`` raised (exit status 130 / 143)."""
+        with stop_on_signals() as stop:
+            self._stop = stop
+            try:
+                return self._fit(time_limit, on_epoch_end)
+            finally:
+                self._stop = None
+
+    def _fit(self, time_limit: float | None, on_epoch_end: Callable[[int], None] | None) -> dict[str, Any]:
         c, s = self.config, self.state
         start = time.perf_counter()
         if self.env.main:
@@ -255,11 +373,15 @@ class Trainer:
             c.save(self.rundir / ckpt.CONFIG)
         stop = None
         while not self.finished():
-            t0 = time.perf_counter()
-            train_loss, n = self.train_epoch(s.epoch)
-            train_seconds = time.perf_counter() - t0
+            cur = self.train_epoch(s.epoch)
+            if not cur.complete:
+                self._interrupt(cur)
+            t_valid = time.perf_counter()
             valid_loss = self.valid_loss()
-            seconds = time.perf_counter() - t0
+            if valid_loss is None:
+                self._interrupt(cur)
+            seconds = cur.seconds + time.perf_counter() - t_valid
+            train_loss, n = self._epoch_loss(cur)
             s.epoch += 1
             s.seconds += seconds
             improved = valid_loss < s.best_valid
@@ -270,7 +392,7 @@ class Trainer:
             s.history.append({
                 "epoch": s.epoch, "train_loss": train_loss, "valid_loss": valid_loss,
                 "best_valid_loss": s.best_valid, "seconds": round(seconds, 3),
-                "train_sequences_per_s": round(n / train_seconds, 2), "lr": c.lr,
+                "train_sequences_per_s": round(n / max(cur.seconds, 1e-9), 2), "lr": c.lr,
             })
             if self.env.main:
                 if improved:
@@ -284,19 +406,45 @@ class Trainer:
                 dist.barrier()
             if on_epoch_end is not None:
                 on_epoch_end(s.epoch)
+            if not self.finished() and self._stop_requested():  # a finished run just ends
+                self._interrupt(None)
             elapsed = time.perf_counter() - start
             if time_limit is not None and not self.finished() and elapsed + seconds > time_limit:
                 stop = "time_limit"
                 break
         if stop is None:
             stop = "early_stopping" if s.early_stopped(c.patience) else "max_epochs"
+        return self._write_summary(stop)
+
+    def _write_summary(self, stop: str, extra_seconds: float = 0.0, **more: Any) -> dict[str, Any]:
+        """summary.json (rank 0) and its dict; ``extra_seconds``: time spent in an unfinished epoch."""
+        s = self.state
         summary = {
-            "finished": stop != "time_limit", "stop_reason": stop, "epochs": s.epoch,
-            "best_epoch": s.best_epoch, "best_valid_loss": s.best_valid, "wall_seconds": round(s.seconds, 2),
+            "finished": stop not in ("time_limit", "signal"), "stop_reason": stop, "epochs": s.epoch,
+            "updates": s.updates, "best_epoch": s.best_epoch,
+            "best_valid_loss": s.best_valid if math.isfinite(s.best_valid) else None,  # None: no epoch yet
+            "wall_seconds": round(s.seconds + extra_seconds, 2), **more,
         }
         if self.env.main:
             ckpt.atomic_write_text(self.rundir / ckpt.SUMMARY, json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _interrupt(self, cur: EpochCursor | None) -> NoReturn:
+        """Save where training stands (inside epoch ``cur``, or between epochs), write the log and
+        summary, and raise ``Interrupted``."""
+        s = self.state
+        mid = None if cur is None else self._mid_epoch(cur)  # a collective with DDP
+        # With DDP the signal may have reached another rank only: stop as for SIGTERM.
+        signum = self._stop.signum if self._stop is not None and self._stop.signum else signal.SIGTERM
+        path = self.rundir / ckpt.LAST
+        if self.env.main:
+            ckpt.atomic_torch_save(path, self._checkpoint(mid))
+            ckpt.write_log(self.rundir, s.history)
+            self._write_summary("signal", 0.0 if cur is None else cur.seconds, signal=signal_name(signum))
+        if self.env.world_size > 1:
+            dist.barrier()
+        where = f"after epoch {s.epoch}" if cur is None else f"in epoch {cur.epoch + 1} after batch {cur.done}/{cur.n_batches}"
+        raise Interrupted(signum, f"stopped by {signal_name(signum)} {where} ({s.updates} updates); saved {path}")
 
 
 def train(config: RunConfig, rundir: str | Path, resume: bool = False, progress: bool = True,
