@@ -27,7 +27,7 @@ from rnem_bench.training.config import PRESETS
 @click.option("--steps", type=int, default=None, help="Model steps per sequence (default: all; quick: 12).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on with CUDA, off on CPU).")
+@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on where the device does bf16 natively: Ampere+ GPUs, AVX512_BF16/AMX CPUs).")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the EM step (default: on with CUDA).")
 @click.option("--n-actions", type=int, default=None, help="Action count for datasets with actions (default: the dataset's, else 6).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
