@@ -125,3 +125,17 @@ def test_bf16_default_follows_the_hardware(tmp_path):
     assert config.bf16 == native_bf16("cpu")
     assert not config.compile and not config.reference_decoder
     assert not make_config("rnem", str(path), "tiny", device="cpu", bf16=False, progress=False).bf16
+
+
+def test_reference_decoder_flag_reaches_the_trained_model(tmp_path):
+    from rnem_bench.data.generate import generate_dataset
+    from rnem_bench.recipes import Recipe
+    from rnem_bench.training.harness import Trainer
+    from rnem_bench.training.resolve import make_config
+
+    recipe = Recipe("balls", {"n_balls": [2, 2], "image_size": 16, "steps": 3}, seed=0, splits={"train": 4, "valid": 2})
+    path = generate_dataset(recipe, tmp_path / "d.zarr", workers=1, progress=False)
+    for reference in (False, True):
+        config = make_config("rnem", str(path), "tiny", device="cpu", progress=False, reference_decoder=reference)
+        convs = [m for m in Trainer(config, tmp_path / "run", progress=False).net.modules() if isinstance(m, ResizeConv)]
+        assert [m.reference for m in convs] == [reference] * len(convs)

@@ -28,7 +28,8 @@ from rnem_bench.training.config import PRESETS
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on where the device does bf16 natively: Ampere+ GPUs, AVX512_BF16/AMX CPUs).")
-@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the EM step (default: on with CUDA).")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the EM step (default: on with CUDA; on CPU it is slower).")
+@click.option("--reference-decoder", is_flag=True, help="Resize-then-convolve decoder instead of its exact, faster x2 phase form (for comparison).")
 @click.option("--n-actions", type=int, default=None, help="Action count for datasets with actions (default: the dataset's, else 6).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run dir (default: a new runs/MODEL-TASK-kK-seedS[-PRESET][-N]).")
@@ -36,7 +37,7 @@ from rnem_bench.training.config import PRESETS
 @click.option("--max-minutes", type=float, default=None, help="Stop resumably between epochs once the next epoch would pass this wall time.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, steps, seed, device, bf16,
-        compile_, n_actions, out, resume, max_minutes, quiet):
+        compile_, reference_decoder, n_actions, out, resume, max_minutes, quiet):
     """Train MODEL (rnem, rnem-noatt, rnn-em, rnn, lstm) on a task or dataset.
 
     \b
@@ -54,14 +55,17 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
     config = make_config(
         model, dataset, preset, k=k, noise=noise, epochs=epochs, batch_size=batch_size, lr=lr,
         patience=patience, seed=seed, steps=steps, device=device, bf16=bf16, compile=compile_,
-        n_actions=n_actions, progress=not quiet,
+        n_actions=n_actions, progress=not quiet, reference_decoder=reference_decoder,
     )
     if resume and out is None:
         raise RnemBenchError("--resume needs --out RUNDIR: the run to continue")
     rundir = out or default_rundir(config)
     click.echo(f"run {config.model} on {config.task or config.dataset}: K={config.k} noise={config.noise} "
                f"steps={config.steps} batch={config.batch_size} epochs<={config.epochs} device={config.device}"
-               f"{' bf16' if config.bf16 else ''}{' compiled' if config.compile else ''} -> {rundir}")
+               f"{' bf16' if config.bf16 else ' fp32'}{' compiled' if config.compile else ''}"
+               f"{' reference-decoder' if config.reference_decoder else ''} -> {rundir}")
+    if bf16 is None and not config.bf16:
+        click.echo(f"note: fp32, because {config.device} does not do bf16 natively (bf16 autocast would be emulated, slower)")
     try:
         summary = train(config, rundir, resume=resume, progress=not quiet,
                         time_limit=None if max_minutes is None else 60 * max_minutes)

@@ -30,7 +30,6 @@ import math
 import os
 import signal
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -46,6 +45,7 @@ from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.models import build_model
 from rnem_bench.models.nem import bitflip, init_gamma
+from rnem_bench.models.precision import autocast
 from rnem_bench.signals import Interrupted, StopRequest, signal_name, stop_on_signals
 from rnem_bench.training import checkpoint as ckpt
 from rnem_bench.training.config import RunConfig
@@ -120,8 +120,7 @@ def sequence_loss(
     B, _, H, _ = x.shape
     inputs = bitflip(x[:, :-1], noise, gen)
     gamma0 = init_gamma(B, k, H, gen, device=x.device)
-    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    with autocast:
+    with autocast(x.device, bf16):
         return model(inputs, x[:, 1:], gamma0, actions)["loss"]
 
 
@@ -150,6 +149,7 @@ class Trainer:
             raise RnemBenchError(f"{config.dataset} has fingerprint {self.ds.fingerprint}, the run was made on {config.dataset_fingerprint}")
         torch.manual_seed(config.seed)
         self.net = build_model(config.model, config.image_size, **config.model_options).to(self.device)
+        self.net.decoder.use_reference(config.reference_decoder)
         self.k = self.net.resolve_k(config.k)
         if config.compile:
             self.net.compile_step(dynamic=False)
