@@ -258,12 +258,17 @@ def test_eval_command_compares_with_random(trained_run, monkeypatch, capsys):
     from rnem_bench.cli import main
 
     out, _ = trained_run
-    monkeypatch.setattr(sys, "argv", ["rnem-bench", "dqn", "eval", str(out), "--episodes", "1", "--seed", "3",
-                                      "--max-episode-frames", "400"])
+    monkeypatch.setattr(sys, "argv", ["rnem-bench", "dqn", "eval", str(out), "--episodes", "2", "--seed", "3",
+                                      "--max-episode-frames", "400", "--json", str(out / "eval.json"),
+                                      "--curve", str(out / "curve.png")])
     main()
     text = capsys.readouterr().out
     assert f"{out / 'policy.pt'}: mean return" in text and "random: mean return" in text
     assert "the DQN policy is" in text and "than random" in text  # 240 steps of training: either verdict
+    record = json.loads((out / "eval.json").read_text())
+    assert record["episodes"] == 2 and set(record["policies"]) == {str(out / "policy.pt"), "random"}
+    assert all(r["episodes"] == 2 and r["min"] <= r["mean"] <= r["max"] for r in record["policies"].values())
+    assert (out / "curve.png").stat().st_size > 1000
 
 
 def test_train_command_writes_a_policy(tmp_path, monkeypatch, capsys):

@@ -77,7 +77,7 @@ def _policy_path(target: str) -> Path:
 
 @dqn.command("eval")
 @click.argument("policy")
-@click.option("--episodes", type=int, default=10, show_default=True)
+@click.option("--episodes", type=int, default=30, show_default=True)
 @click.option("--epsilon", type=float, default=0.05, show_default=True, help="Chance of a random action (DQN evaluation setting).")
 @click.option("--game", default=None, help="Default: the checkpoint's game, else SpaceInvaders.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -86,8 +86,13 @@ def _policy_path(target: str) -> Path:
 @click.option("--compare-random/--no-compare-random", default=True, show_default=True,
               help="Also play the same episodes with the random policy.")
 @click.option("--device", default="cpu", show_default=True)
-def eval_(policy, episodes, epsilon, game, seed, sticky_actions, max_episode_frames, compare_random, device):
-    """Mean episode return of POLICY (a DQN checkpoint, a run directory, or 'random')."""
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the figures to this JSON file.")
+@click.option("--curve", type=click.Path(path_type=Path), default=None,
+              help="POLICY is a run directory: also draw its learning curve (log.jsonl) to this PNG.")
+def eval_(policy, episodes, epsilon, game, seed, sticky_actions, max_episode_frames, compare_random, device,
+          json_out, curve):
+    """Mean episode return of POLICY (a DQN checkpoint, a run directory, or 'random'), and of the
+    random policy on the same episode seeds. Scores are the unclipped game score of whole games."""
     from rnem_bench.dqn.ale import AtariGame, EnvConfig
     from rnem_bench.dqn.evaluate import evaluate_policy, summarize
     from rnem_bench.dqn.checkpoint import load_network, load_policy_record
@@ -118,7 +123,19 @@ def eval_(policy, episodes, epsilon, game, seed, sticky_actions, max_episode_fra
     if len(rows) == 2:
         dqn_mean, random_mean = (rows[k]["mean"] for k in players)
         verdict = "better than" if dqn_mean > random_mean else "NOT better than"
-        click.echo(f"the DQN policy is {verdict} random ({dqn_mean:.1f} vs {random_mean:.1f})")
+        click.echo(f"the DQN policy is {verdict} random ({dqn_mean:.1f} vs {random_mean:.1f}: "
+                   f"{dqn_mean / max(random_mean, 1e-9):.2f}x)")
+    if json_out is not None:
+        record = {"game": env.game, "epsilon": epsilon, "seed": seed, "episodes": episodes,
+                  "sticky_actions": sticky_actions, "max_episode_frames": max_episode_frames, "policies": rows}
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(record, indent=2) + "\n")
+    if curve is not None:
+        from rnem_bench.dqn.figures import save_learning_curve
+
+        if not Path(policy).is_dir():
+            raise RnemBenchError("--curve needs POLICY to be a run directory (it reads its log.jsonl)")
+        click.echo(f"wrote {save_learning_curve(policy, curve, random_mean=rows.get('random', {}).get('mean'))}")
 
 
 # --------------------------------------------------------------------------- generate invaders
