@@ -3,8 +3,8 @@
 - reference: eager fp32 with the resize-then-convolve decoder (the code as first written);
 - fast: what ``rnem-bench run`` uses by default: bf16 autocast where the device does bf16
   natively (AVX512_BF16 / AMX CPUs, Ampere+ GPUs; fp32 elsewhere), the exact phase-decomposed x2
-  decoder convolutions, and torch.compile of the EM step on CUDA only (on CPU it measured slower
-  than eager: ``--compile`` times it anyway).
+  decoder convolutions, channels-last convolution weights on CPU, and torch.compile of the EM
+  step on CUDA only (on CPU it measured slower than eager: ``--compile`` times it anyway).
 
 For each model it prints seconds per Adam update (median of interleaved reference/fast rounds,
 so that load on a shared machine hits both alike), the speed-up, the FLOPs each path executes per
@@ -33,7 +33,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from rnem_bench.models import MODELS, build_model, predict
-from rnem_bench.models.precision import native_bf16
+from rnem_bench.models.fastpath import fast_layout, native_bf16
 from rnem_bench.training.harness import sequence_loss
 
 
@@ -74,6 +74,8 @@ class Runner:
         torch.manual_seed(0)
         self.net = build_model(model, cfg.image_size).to(device)
         self.net.decoder.use_reference(path.reference_decoder)
+        if not path.reference_decoder:
+            self.net = fast_layout(self.net, device)
         if path.compile:
             self.net.compile_step(dynamic=False)
         self.k = self.net.resolve_k(cfg.k)

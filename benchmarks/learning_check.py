@@ -33,7 +33,7 @@ from rnem_bench.data.store import open_dataset
 from rnem_bench.evaluation.metrics import adjusted_rand_index, assignments
 from rnem_bench.generators import balls
 from rnem_bench.models import build_model, predict
-from rnem_bench.models.precision import native_bf16
+from rnem_bench.models.fastpath import fast_layout, native_bf16
 from rnem_bench.recipes import Recipe
 from rnem_bench.training.harness import sequence_loss
 
@@ -53,6 +53,8 @@ def main(model_name: str, minutes: float, threads: int, every: int, path: str, l
     model = build_model(model_name, SIZE)
     reference = path == "reference"
     model.decoder.use_reference(reference)
+    if not reference:
+        model = fast_layout(model, "cpu")
     bf16 = not reference and native_bf16("cpu")
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     gen, rng = torch.Generator().manual_seed(0), np.random.default_rng(0)

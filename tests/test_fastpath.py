@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from rnem_bench.models import build_model, predict
 from rnem_bench.models.convnets import ConvNetConfig, Decoder, ResizeConv, phase_conv_x2
-from rnem_bench.models.precision import native_bf16
+from rnem_bench.models.fastpath import native_bf16
 
 
 def reference_resize_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -33,9 +33,10 @@ def evaluate_run(
     from rnem_bench.training.checkpoint import load_run, read_summary
 
     t0 = time.perf_counter()
-    from rnem_bench.models.precision import native_bf16
+    from rnem_bench.models.fastpath import fast_layout, native_bf16
 
     model, cfg = load_run(rundir, which=which, device=device)
+    model = fast_layout(model, device)
     model.decoder.use_reference(cfg.reference_decoder)
     bf16 = cfg.bf16 and native_bf16(device)  # run as trained; fp32 where bf16 is not native
     task = task or cfg.task

@@ -10,7 +10,7 @@ import torch
 
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.models.nem import NEM, bitflip, e_step, init_gamma
-from rnem_bench.models.precision import autocast
+from rnem_bench.models.fastpath import autocast
 
 SIM_THRESHOLD = 0.1  # appendix A: max_k psi > 0.1 becomes the pseudo ground truth
 

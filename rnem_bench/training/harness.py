@@ -45,7 +45,7 @@ from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.models import build_model
 from rnem_bench.models.nem import bitflip, init_gamma
-from rnem_bench.models.precision import autocast
+from rnem_bench.models.fastpath import autocast, fast_layout
 from rnem_bench.signals import Interrupted, StopRequest, signal_name, stop_on_signals
 from rnem_bench.training import checkpoint as ckpt
 from rnem_bench.training.config import RunConfig
@@ -148,7 +148,7 @@ class Trainer:
         if self.ds.fingerprint != config.dataset_fingerprint:
             raise RnemBenchError(f"{config.dataset} has fingerprint {self.ds.fingerprint}, the run was made on {config.dataset_fingerprint}")
         torch.manual_seed(config.seed)
-        self.net = build_model(config.model, config.image_size, **config.model_options).to(self.device)
+        self.net = fast_layout(build_model(config.model, config.image_size, **config.model_options).to(self.device), self.device)
         self.net.decoder.use_reference(config.reference_decoder)
         self.k = self.net.resolve_k(config.k)
         if config.compile:

@@ -95,7 +95,7 @@ def make_config(
     """Resolve every default: the preset's sizes, the task's K and noise, the device's speed flags
     (bf16 autocast where the device does bf16 natively; torch.compile on CUDA only: on CPU it
     measured slower than eager, see benchmarks/bench_training.py)."""
-    from rnem_bench.models.precision import native_bf16
+    from rnem_bench.models.fastpath import native_bf16
 
     from rnem_bench.models import MODELS, model_config
 
