@@ -300,6 +300,7 @@ def reproduce(task, tier, models, seeds, budget, preset, out, device, baselines,
     rnem-bench reproduce curtain --models rnem --seeds 1 --budget 120
     rnem-bench reproduce balls4 --preset tiny --seeds 1   # a one-minute smoke test on a CPU
     """
+    from rnem_bench.signals import Interrupted
     from rnem_bench.tasks import get_task
     from rnem_bench.training.resolve import resolve_device
 
@@ -314,7 +315,11 @@ def reproduce(task, tier, models, seeds, budget, preset, out, device, baselines,
     if not no_evaluate:
         device = resolve_device(device)
         score = lambda job, summary: evaluate_job(job, summary, task, preset, out, device, board)  # noqa: E731
-    summaries, outcomes = run_jobs(jobs, preset, device, None if budget is None else 60 * budget, not quiet, score)
+    try:
+        summaries, outcomes = run_jobs(jobs, preset, device, None if budget is None else 60 * budget, not quiet, score)
+    except Interrupted as stop:  # Ctrl-C or SIGTERM: the run in flight saved last.pt; exit 130 / 143
+        click.echo(f"{stop}; rerun the same command to resume (finished runs and their results are kept)", err=True)
+        raise
     if no_evaluate:
         for job, s in summaries.items():
             click.echo(f"{job.recipe.name} seed {job.seed}: {s['stop_reason']} after {s['epochs']} epochs, "
