@@ -189,6 +189,10 @@ def test_rollout_uses_only_the_observed_frames():
     z = x.clone()
     z[:, 2] = 1 - z[:, 2]            # an observed frame does matter
     assert not torch.allclose(a, rollout(model, z, k=3, n_observe=3, n_sim=4))
+    # with the training noise on every input: still blind to the future, reproducible per seed
+    noisy = [rollout(model, v, k=3, n_observe=3, n_sim=4, noise=0.2, seed=s) for v, s in ((x, 1), (y, 1), (x, 2))]
+    torch.testing.assert_close(noisy[0], noisy[1])
+    assert not torch.allclose(noisy[0], a) and not torch.allclose(noisy[0], noisy[2])
 
 
 def test_invaders_model_uses_the_action():

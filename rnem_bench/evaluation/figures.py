@@ -89,8 +89,9 @@ def save_curves(log: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
-def show_run(rundir: Path, index: int, out: Path) -> list[Path]:
-    """Figure 2 PNG of test sequence ``index``, its rollout GIF and the training curves PNG."""
+def show_run(rundir: Path, index: int, out: Path, dataset: str | Path | None = None) -> list[Path]:
+    """Figure 2 PNG of test sequence ``index`` of ``dataset`` (default: the run's own), its rollout
+    GIF and the training curves PNG."""
     import imageio.v3 as iio
 
     from rnem_bench.data.store import open_dataset
@@ -100,7 +101,7 @@ def show_run(rundir: Path, index: int, out: Path) -> list[Path]:
 
     rundir, out = Path(rundir), Path(out)
     model, cfg = load_run(rundir)
-    ds = open_dataset(cfg.dataset)
+    ds = open_dataset(dataset or cfg.dataset)
     split = "test" if "test" in ds.counts else next(iter(ds.counts))
     n = ds.counts[split]
     if not 0 <= index < n:
@@ -117,7 +118,7 @@ def show_run(rundir: Path, index: int, out: Path) -> list[Path]:
     written = [out]
     frames = feats.shape[1]
     if frames >= SIM_OBSERVE + SIM_STEPS + 1:
-        sim = rollout(model, feats, cfg.k, SIM_OBSERVE, SIM_STEPS, actions=actions, seed=cfg.seed)[0].numpy()
+        sim = rollout(model, feats, cfg.k, SIM_OBSERVE, SIM_STEPS, actions=actions, seed=cfg.seed, noise=cfg.noise)[0].numpy()
         truth = feats[0, : SIM_OBSERVE + SIM_STEPS + 1].float().numpy()
         # observed frames 0..9, frame 10 (predicted but not part of the rollout output) grey, then
         # the simulated frames 11..20

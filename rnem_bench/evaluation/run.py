@@ -57,7 +57,7 @@ def evaluate_run(
             actions = actions.long()
         preds = _predict(model, feats, k, cfg.noise, actions, cfg.seed, bf16)
         if simulate:
-            preds["simulation"] = _rollout(model, feats, k, evaluator.config.sim_observe, actions, cfg.seed, bf16)
+            preds["simulation"] = _rollout(model, feats, k, evaluator.config.sim_observe, actions, cfg.seed, bf16, cfg.noise)
         evaluator.update(start, preds)
         start += feats.shape[0]
     metrics = evaluator.result()
@@ -96,10 +96,11 @@ def _predict(model, feats: torch.Tensor, k: int, noise: float, actions, seed: in
     return {"psi": out["psi"], "gamma": out["gamma"]}
 
 
-def _rollout(model, feats: torch.Tensor, k: int, n_observe: int, actions, seed: int, bf16: bool) -> torch.Tensor:
+def _rollout(model, feats: torch.Tensor, k: int, n_observe: int, actions, seed: int, bf16: bool,
+             noise: float) -> torch.Tensor:
     from rnem_bench.models import rollout
 
-    sim = rollout(model, feats, k, n_observe, SIM_STEPS, actions=actions, seed=seed, bf16=bf16)
+    sim = rollout(model, feats, k, n_observe, SIM_STEPS, actions=actions, seed=seed, bf16=bf16, noise=noise)
     if not torch.isfinite(sim).all():
         raise RnemBenchError("the model's rollout produced NaN or Inf")
     return sim.clamp(0, 1)

@@ -71,15 +71,21 @@ def predict(
 @torch.no_grad()
 def rollout(
     model: NEM, features: torch.Tensor, k: int, n_observe: int, n_sim: int,
-    actions: torch.Tensor | None = None, seed: int = 0, bf16: bool = False,
+    actions: torch.Tensor | None = None, seed: int = 0, bf16: bool = False, noise: float = 0.0,
 ) -> torch.Tensor:
     """The paper's simulation protocol. Returns (B, n_sim, H, W) on CPU: the total predictions
     sum_k gamma_k psi_k of frames n_observe+1 .. n_observe+n_sim.
 
-    Only the real frames 0..n_observe-1 are used: they are the inputs of steps 0..n_observe-1
-    (without noise), and the E-steps of steps 0..n_observe-2 see the real next frame. From step
-    n_observe-1 on, the E-step's target is the thresholded max_k psi_k (> 0.1 -> 1) and from step
-    n_observe on the input is the model's own total prediction of the previous step.
+    Only the real frames 0..n_observe-1 are used: they are the inputs of steps 0..n_observe-1,
+    and the E-steps of steps 0..n_observe-2 see the real next frame. From step n_observe-1 on,
+    the E-step's target is the thresholded max_k psi_k (> 0.1 -> 1) and from step n_observe on
+    the input is the model's own total prediction of the previous step.
+
+    ``noise``: every input, observed or predicted, goes through the bit-flip corruption the model
+    was trained with (as ``predict`` does), ``evaluate_run`` passes the run's noise. A model
+    trained only on noisy inputs sees a clean input as out of distribution: R-NEM on mini-balls4
+    fed clean inputs lost its objects after one simulated step (simulation BCE 610, 2340, 2769 ...
+    vs 305, 772, 1274 ... with its training noise; copy-last-frame 1431, 2005, 2484 ...).
     """
     if n_observe < 1 or n_sim < 1:
         raise RnemBenchError(f"rollout needs n_observe >= 1 and n_sim >= 1, got {n_observe}, {n_sim}")
@@ -94,7 +100,7 @@ def rollout(
     for t in range(n_observe + n_sim):
         action = None if acts is None else acts[:, t]
         with autocast(x.device, bf16):
-            state, psi, _ = model.transition(frame, state, psi, gamma, action)
+            state, psi, _ = model.transition(bitflip(frame, noise, gen), state, psi, gamma, action)
         observed = t + 1 < n_observe
         target = x[:, t + 1] if observed else (psi.max(dim=1).values > SIM_THRESHOLD).float()
         gamma = e_step(psi, target)
