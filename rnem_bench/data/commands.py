@@ -81,7 +81,7 @@ def custom_recipe(generator: str, params: Any, n_seq, seed, chunk_size) -> Recip
 
 # ----------------------------------------------------------------------------------- generate
 @click.group(invoke_without_command=True)
-@click.option("--task", "task_name", default=None, help="Generate a task's canonical dataset (balls4, balls678, curtain, invaders).")
+@click.option("--task", "task_name", default=None, help="Generate a task's canonical dataset (balls4, balls678, curtain, invaders, mini-balls4, mini-balls678, mini-curtain).")
 @generation_options
 @click.pass_context
 def generate(ctx, task_name, n_seq, out, seed, workers, scheduler, chunk_size, quiet):
@@ -283,8 +283,9 @@ def show(target, index, split, out):
 @click.option("--n-seq", default="256/64/64", show_default=True, help="Sizes of the small demo dataset.")
 @click.option("--train/--no-train", default=True, show_default=True, help="Also train, evaluate and draw a quick R-NEM.")
 def demo(n_seq, train):
-    """The README's main job: a small balls4 dataset (generated, described, verified, drawn), then a
-    quick R-NEM run on it, evaluated and drawn. Rerunning it reuses what is already there."""
+    """The README's main job: a small balls4 dataset (generated, described, verified, drawn), a
+    quick R-NEM run on it (the pipeline end to end, too short to learn), then the trained mini-tier
+    R-NEM shipped with the package on fresh mini-balls4 sequences. Reruns reuse what is there."""
     from rnem_bench.tasks import get_task
 
     ctx = click.get_current_context()
@@ -301,6 +302,7 @@ def demo(n_seq, train):
     ctx.invoke(show, target=str(path), index=0, split="test", out=data_dir() / "demo_sequence.png")
     if train:
         _demo_train(ctx, path)
+    _demo_pretrained()
 
 
 def _demo_train(ctx: click.Context, path: Path) -> None:
@@ -316,3 +318,26 @@ def _demo_train(ctx: click.Context, path: Path) -> None:
     ctx.invoke(cli.get_command(ctx, "evaluate"), rundir=rundir, dataset=str(path), limit=32, batch_size=32)
     click.echo("== show (figure 2 of the paper for test sequence 0, rollout GIF, training curves)")
     ctx.invoke(show, target=str(rundir), index=0, out=rundir / "figure2.png")
+
+
+def _demo_pretrained() -> None:
+    """The shipped mini-balls4 R-NEM (rnem_bench/pretrained) on 64 freshly generated mini-balls4
+    test sequences: its scores, the paper's figure 2 and the rollout GIF."""
+    from rnem_bench.evaluation.figures import show_run
+    from rnem_bench.evaluation.run import evaluate_run
+    from rnem_bench.pretrained import PRETRAINED, pretrained_dir
+    from rnem_bench.tasks import get_task
+
+    name = "mini-balls4-rnem-k5"
+    rundir = pretrained_dir(name)
+    task = get_task(PRETRAINED[name].task)
+    recipe = task.recipe(splits={"test": 64})
+    out = data_dir() / f"{task.name}-demo-{recipe.fingerprint()}.zarr"
+    click.echo(f"== trained model: {name} ({PRETRAINED[name].description}) on 64 fresh {task.name} sequences")
+    path = run_generation(recipe, out, "unused", 1, None, True)
+    result = evaluate_run(rundir, task=task.name, dataset=path)
+    m = result["metrics"]
+    click.echo(f"ARI {m['ari_mean']:.3f} (last step {m['ari_last']:.3f}), BCE / copy {m['relative_bce_last']:.3f}, "
+               f"relational BCE / copy {m['relative_relational_bce_last']:.3f}")
+    for written in show_run(rundir, 0, data_dir() / "trained" / "figure2.png", dataset=path):
+        click.echo(f"wrote {written}")

@@ -1,0 +1,84 @@
+"""Shipped weights: the trained mini R-NEM (rnem_bench/pretrained) and export_run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rnem_bench.dqn.policy import file_sha256
+from rnem_bench.errors import RnemBenchError
+from rnem_bench.pretrained import PRETRAINED, export_run, pretrained_dir
+from rnem_bench.training.checkpoint import load_run
+
+
+@pytest.mark.parametrize("name", sorted(PRETRAINED))
+def test_shipped_model_is_pinned_small_and_loads_weights_only(name):
+    folder = pretrained_dir(name)
+    weights = folder / "best.pt"
+    assert file_sha256(weights) == PRETRAINED[name].sha256
+    assert weights.stat().st_size < 10 * 2**20
+    saved = torch.load(weights, map_location="cpu", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in saved["model"].values() if v.is_floating_point())
+    model, config = load_run(folder)
+    assert config.dataset == PRETRAINED[name].task == config.task   # no path of the training machine
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(PRETRAINED))
+def test_shipped_model_groups_fresh_sequences(name, tmp_path):
+    """It has learned: on freshly generated sequences of its task its groupings are far from chance."""
+    from rnem_bench.data.generate import generate_dataset
+    from rnem_bench.data.store import open_dataset
+    from rnem_bench.evaluation.metrics import adjusted_rand_index, assignments
+    from rnem_bench.models import predict
+    from rnem_bench.tasks import get_task
+
+    model, config = load_run(pretrained_dir(name))
+    task = get_task(PRETRAINED[name].task)
+    path = generate_dataset(task.recipe(splits={"test": 16}, seed=123), tmp_path / "fresh.zarr", workers=1, progress=False)
+    ds = open_dataset(path)
+    features = torch.from_numpy(ds.array("test", "features")[:])
+    groups = torch.from_numpy(ds.array("test", "groups")[:, 1:])
+    out = predict(model, features, k=config.k, noise=config.noise)
+    ari = adjusted_rand_index(assignments(out["gamma"]), groups).mean().item()
+    assert ari > 0.3, f"ARI {ari:.3f}"
+
+
+def test_damaged_shipped_weights_are_refused(tmp_path, monkeypatch):
+    import rnem_bench.pretrained as pretrained
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "best.pt").write_bytes(b"not the weights")
+    monkeypatch.setattr(pretrained, "ROOT", tmp_path)
+    monkeypatch.setitem(pretrained.PRETRAINED, "m", pretrained.Pretrained("mini-balls4", "test", "0" * 64))
+    with pytest.raises(RnemBenchError, match="does not match its pinned sha256"):
+        pretrained.pretrained_dir("m")
+    with pytest.raises(RnemBenchError, match="no shipped model"):
+        pretrained.pretrained_dir("nope")
+
+
+def test_export_run_round_trip(tmp_path):
+    """A finished run exported in fp16 loads anywhere (task name as dataset) and predicts as the
+    run does, up to fp16 rounding of the weights."""
+    from rnem_bench.data.generate import generate_dataset
+    from rnem_bench.models import predict
+    from rnem_bench.recipes import Recipe
+    from rnem_bench.training.harness import train
+    from rnem_bench.training.resolve import make_config
+
+    recipe = Recipe("balls", {"n_balls": [2, 2], "image_size": 16, "steps": 3}, seed=0, splits={"train": 8, "valid": 4})
+    path = generate_dataset(recipe, tmp_path / "d.zarr", workers=1, progress=False)
+    config = make_config("rnem", str(path), "tiny", device="cpu", progress=False)
+    train(config, tmp_path / "run", progress=False)
+    sha = export_run(tmp_path / "run", tmp_path / "shipped")
+    assert sha == file_sha256(tmp_path / "shipped" / "best.pt")
+    assert json.loads((tmp_path / "shipped" / "config.json").read_text())["dataset"] == "d"
+    assert (tmp_path / "shipped" / "log.jsonl").read_text() == (tmp_path / "run" / "log.jsonl").read_text()
+    x = (torch.rand(2, 4, 16, 16, generator=torch.Generator().manual_seed(0)) > 0.8).to(torch.uint8)
+    ref, _ = load_run(tmp_path / "run")
+    shipped, _ = load_run(tmp_path / "shipped")
+    a, b = predict(ref, x, k=config.k, noise=0.0), predict(shipped, x, k=config.k, noise=0.0)
+    assert (a["psi"] - b["psi"]).abs().max() < 0.02
