@@ -210,5 +210,15 @@ def test_reproduce_a_tier_on_a_tiny_budget(tmp_path, monkeypatch):
     assert {c["verdict"] for c in report["claims"]} == {"not measured"} and len(report["rows"]) == 3
     again = CliRunner().invoke(cli, args, catch_exceptions=False)  # finished and scored: nothing is redone
     assert "== evaluate" not in again.output and again.output.count("(kept ") == 3
+    # --report trains nothing: scores what is finished, lists what is not, writes the claims table
+    more = ["--models", "mini-balls4-rnn,mini-curtain-rnn,mini-balls4-lstm"]
+    report_args = [a for a in args if a not in ("--models", "mini-balls4-rnn,mini-curtain-rnn")] + more
+    md = tmp_path / "claims.md"
+    r = CliRunner().invoke(cli, report_args + ["--report", "--claims-markdown", str(md)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "== train " not in r.output and "== not finished: mini-balls4-lstm seed 0" in r.output
+    table = md.read_text().splitlines()
+    assert table[0] == "| claim | verdict | our numbers |" and len(table) == 2 + 7
+    assert all("**not measured**" in line for line in table[2:])
     with pytest.raises(RnemBenchError, match="name a TASK or a --tier"):
         CliRunner().invoke(cli, ["reproduce"], catch_exceptions=False)

@@ -148,3 +148,11 @@ def check_claims(rows: dict[tuple[str, str], dict[str, Any]], tier: str = "paper
             continue
         verdicts.append(Verdict(claim, HOLDS if holds else FAILS, numbers))
     return verdicts
+
+
+def claims_markdown(verdicts: list[Verdict]) -> str:
+    """The claims table as Markdown (the README's "Reproducing the paper" holds one)."""
+    lines = ["| claim | verdict | our numbers |", "| --- | --- | --- |"]
+    for v in verdicts:
+        lines.append(f"| {v.claim.id}: {v.claim.text} | **{v.status}** | {v.numbers.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ import click
 
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.training.claims import FAILS, HOLDS, NOT_MEASURED, check_claims
+from rnem_bench.training.claims import claims_markdown as claims_md
 from rnem_bench.training.baselines import BASELINES_DIR, BaselineRun, load_baselines, recipes_for
 from rnem_bench.tasks import TIERS
 from rnem_bench.training.config import PRESETS
@@ -111,12 +112,21 @@ def run_jobs(jobs: list[Job], preset: str, device: str, budget_s: float | None, 
             left = len(unfinished) - unfinished.index(job)
             share = max(0.0, budget_s - (time.perf_counter() - start)) / left
         config = job_config(job, preset, device, progress)
-        click.echo(f"== train {job.recipe.name} seed {job.seed} -> {job.rundir}"
+        verb = "train" if job in unfinished else "trained"  # a finished run is only reloaded
+        click.echo(f"== {verb} {job.recipe.name} seed {job.seed} -> {job.rundir}"
                    f"{'' if share is None else f' (budget {share / 60:.1f} min)'}")
         summaries[job] = train(config, job.rundir, resume=True, progress=progress, time_limit=share)
         if score is not None:
             outcomes += score(job, summaries[job])
     return summaries, outcomes
+
+
+def finished_jobs(jobs: list[Job]) -> tuple[list[Job], list[Job]]:
+    """(jobs whose training has finished, the others), in order."""
+    from rnem_bench.training import checkpoint as ckpt
+
+    done = [j for j in jobs if (ckpt.read_summary(j.rundir) or {}).get("finished")]
+    return done, [j for j in jobs if j not in done]
 
 
 # ---------------------------------------------------------------------------------- evaluation
@@ -289,8 +299,13 @@ def write_summary(out: Path, task: str, preset: str, summaries: dict[Job, dict],
 @click.option("--submit", "board", type=click.Path(path_type=Path), default=None,
               help="Also submit each fully trained result to this leaderboard folder (e.g. leaderboards), "
                    "with the run's config.json and log.jsonl.")
+@click.option("--report", is_flag=True,
+              help="Train nothing: score the runs whose training has finished and print the table and claims.")
+@click.option("--claims-markdown", type=click.Path(path_type=Path), default=None,
+              help="Also write the claims table as Markdown to this file.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def reproduce(task, tier, models, seeds, budget, preset, out, device, baselines, no_evaluate, board, quiet):
+def reproduce(task, tier, models, seeds, budget, preset, out, device, baselines, no_evaluate, board, report,
+              claims_markdown, quiet):
     """Train, evaluate and compare the paper's reference runs for TASK (balls4, balls678, curtain,
     invaders, or a mini task), or for every task of a tier, and check the paper's claims.
 
@@ -315,6 +330,12 @@ def reproduce(task, tier, models, seeds, budget, preset, out, device, baselines,
     if not no_evaluate:
         device = resolve_device(device)
         score = lambda job, summary: evaluate_job(job, summary, task, preset, out, device, board)  # noqa: E731
+    if report:
+        if score is None:
+            raise RnemBenchError("--report scores finished runs: it cannot be combined with --no-evaluate")
+        jobs, pending = finished_jobs(jobs)
+        for job in pending:
+            click.echo(f"== not finished: {job.recipe.name} seed {job.seed} ({job.rundir})")
     try:
         summaries, outcomes = run_jobs(jobs, preset, device, None if budget is None else 60 * budget, not quiet, score)
     except Interrupted as stop:  # Ctrl-C or SIGTERM: the run in flight saved last.pt; exit 130 / 143
@@ -327,5 +348,8 @@ def reproduce(task, tier, models, seeds, budget, preset, out, device, baselines,
         return
     rows = aggregate(outcomes)
     print_table(rows, preset, tier)
+    if claims_markdown is not None:
+        claims_markdown.write_text(claims_md(check_claims(rows, tier)))
+        click.echo(f"wrote {claims_markdown}")
     path = write_summary(out, task or f"tier-{tier}", preset, summaries, rows, tier)
     click.echo(f"result files: {out / 'results'}/<task>/  (submit each with `rnem-bench submit FILE`); summary: {path}")
