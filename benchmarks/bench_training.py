@@ -14,6 +14,7 @@ forward-only rate that prediction and evaluation see.
 
     python benchmarks/bench_training.py                  # CPU: mini config, every model, then one paper update
     python benchmarks/bench_training.py --no-paper       # mini config only (~3 minutes on 2 cores)
+    python benchmarks/bench_training.py --no-mini        # one R-NEM update of the paper config
     python benchmarks/bench_training.py --models rnem --rounds 5
     python benchmarks/bench_training.py --device cuda    # GPU: paper config, every model
 
@@ -158,6 +159,7 @@ def main() -> None:
     ap.add_argument("--models", default=None, help="comma-separated (default: all)")
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds per model (median)")
     ap.add_argument("--no-paper", action="store_true", help="CPU: skip the one paper-config update")
+    ap.add_argument("--no-mini", action="store_true", help="CPU: only the paper-config update")
     ap.add_argument("--compile", action="store_true", help="also torch.compile the fast path on CPU")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = ap.parse_args()
@@ -179,7 +181,8 @@ def main() -> None:
     if cuda:
         bench(models, "paper", device, max(args.rounds, 10), compile_, True, bf16_rate)
         return
-    bench(models, "mini", device, args.rounds, compile_, True, bf16_rate)
+    if not args.no_mini:
+        bench(models, "mini", device, args.rounds, compile_, True, bf16_rate)
     if not args.no_paper:
         bench(["rnem"], "paper", device, 1, compile_, False, bf16_rate)
 
