@@ -52,6 +52,14 @@ class Recipe:
         except (KeyError, TypeError, ValueError) as err:
             raise RnemBenchError(f"malformed recipe: {err!r}") from None
 
+    def identity_params(self) -> dict[str, Any]:
+        """The parameters as fingerprinted (the generator's ``fingerprint_params`` applied)."""
+        from rnem_bench.generators import get_generator
+
+        params = self.to_dict()["params"]
+        hook = getattr(get_generator(self.generator), "fingerprint_params", None)
+        return params if hook is None else hook(params)
+
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of the recipe (first 16 hex digits).
 
@@ -59,12 +67,8 @@ class Recipe:
         says where something lies on this machine (the invaders policy file, pinned by its hash),
         so the same recipe has the same fingerprint everywhere.
         """
-        from rnem_bench.generators import get_generator
-
         identity = self.to_dict()
-        hook = getattr(get_generator(self.generator), "fingerprint_params", None)
-        if hook is not None:
-            identity["params"] = hook(identity["params"])
+        identity["params"] = self.identity_params()
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

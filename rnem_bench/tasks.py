@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.policies import SPACEINVADERS_DQN, SPACEINVADERS_DQN_SHA256
 from rnem_bench.recipes import Recipe
 
 
@@ -57,7 +58,9 @@ TASKS: dict[str, Task] = {
         Task("balls678", "balls", {"n_balls": (6, 8)}, k_train=8, k_eval=8, train_task="balls4",
              splits={"test": 10_000}, seed=1, orig_name="balls678mass64"),
         Task("curtain", "curtain", {}, k_train=5, k_eval=5, seed=2, orig_name="balls3curtain64"),
-        Task("invaders", "invaders", {}, k_train=4, k_eval=4, noise=0.02, seed=3, orig_name="atari"),
+        # Recorded by the DQN trained here and shipped in rnem_bench/policies, epsilon 0.05.
+        Task("invaders", "invaders", {"policy": f"dqn:{SPACEINVADERS_DQN}", "policy_sha256": SPACEINVADERS_DQN_SHA256},
+             k_train=4, k_eval=4, noise=0.02, seed=3, orig_name="atari"),
         # The CPU tier: 32x32 frames, 20 steps (21 frames: the 10 + 10 simulation fits).
         Task("mini-balls4", "balls", {"n_balls": (4, 4), **MINI}, k_train=5, k_eval=5, splits=MINI_SPLITS,
              tier="mini"),

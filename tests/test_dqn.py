@@ -301,3 +301,38 @@ def test_training_on_cuda_keeps_the_buffer_on_the_gpu(tmp_path):
     trainer.run()
     assert trainer.replay.frames.is_cuda and trainer.step == 80
     assert load_policy_record(tmp_path / "policy.pt")["agent_steps"] == 80
+
+
+def test_shipped_policy_is_pinned_small_and_loads_weights_only():
+    from rnem_bench.dqn.policy import file_sha256
+    from rnem_bench.policies import SPACEINVADERS_DQN, SPACEINVADERS_DQN_SHA256, shipped_policy
+
+    path = shipped_policy()
+    assert file_sha256(path) == SPACEINVADERS_DQN_SHA256 and path == SPACEINVADERS_DQN
+    assert path.stat().st_size < 5 * 2**20
+    record = torch.load(path, map_location="cpu", weights_only=True)
+    assert record["game"] == "SpaceInvaders" and record["n_actions"] == 6 and record["agent_steps"] >= 500_000
+    assert all(v.dtype == torch.float16 for v in record["state_dict"].values())
+    net = load_network(path, "SpaceInvaders", 6)
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+
+
+def test_shipped_policy_hash_mismatch_is_refused(tmp_path):
+    from rnem_bench.policies import SPACEINVADERS_DQN, shipped_policy
+
+    with pytest.raises(RnemBenchError, match="does not match its pinned sha256"):
+        shipped_policy(SPACEINVADERS_DQN, "0" * 64)
+    with pytest.raises(RnemBenchError, match="missing"):
+        shipped_policy(tmp_path / "nope.pt", "0" * 64)
+
+
+def test_export_policy_halves_the_file_and_keeps_the_greedy_actions(trained_run, tmp_path):
+    from rnem_bench.dqn.checkpoint import export_policy
+
+    out, _ = trained_run
+    export_policy(out, tmp_path / "half.pt")
+    assert (tmp_path / "half.pt").stat().st_size < 0.6 * (out / "policy.pt").stat().st_size
+    full, half = load_network(out / "policy.pt"), load_network(tmp_path / "half.pt")
+    frames = torch.randint(0, 256, (64, 4, 84, 84), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    with torch.no_grad():
+        assert (full(frames).argmax(1) == half(frames).argmax(1)).float().mean() > 0.95

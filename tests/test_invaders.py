@@ -71,7 +71,7 @@ def test_params_and_fingerprint_need_no_ale():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     fingerprint, policy, steps = out.stdout.split()
-    assert len(fingerprint) == 16 and policy == "random" and steps == "25"
+    assert len(fingerprint) == 16 and policy.startswith("dqn:") and policy.endswith("spaceinvaders-dqn.pt") and steps == "25"
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -286,4 +286,25 @@ def test_generate_task_invaders_small(tmp_path, monkeypatch, capsys):
                        "--workers", "1", "--quiet", "--out", str(tmp_path / "inv.zarr"))
     assert code == 0, err
     ds = open_dataset(tmp_path / "inv.zarr")
-    assert ds.array("test", "features").shape == (2, 26, 84, 84) and ds.recipe.params["policy"] == "random"
+    assert ds.array("test", "features").shape == (2, 26, 84, 84)
+    # the canonical task records with the shipped DQN, pinned by its hash
+    from rnem_bench.policies import SPACEINVADERS_DQN, SPACEINVADERS_DQN_SHA256
+
+    assert ds.recipe.params["policy"] == f"dqn:{SPACEINVADERS_DQN}"
+    assert ds.recipe.params["policy_sha256"] == SPACEINVADERS_DQN_SHA256 and ds.recipe.params["epsilon"] == 0.05
+
+
+def test_shipped_policy_records_deterministically_per_seed(tmp_path):
+    """A few recorded steps with the shipped DQN: the same seed gives the same bytes, another
+    seed other frames and actions."""
+    from rnem_bench.tasks import get_task
+
+    def record(seed: int, name: str) -> Path:
+        recipe = get_task("invaders").recipe(splits={"test": 2}, seed=seed)
+        recipe = Recipe(recipe.generator, {**recipe.params, "steps": 6}, seed=seed, splits={"test": 2}, chunk_size=2)
+        return generate_dataset(recipe, tmp_path / name, workers=1, progress=False)
+
+    a, b, c = record(0, "a.zarr"), record(0, "b.zarr"), record(1, "c.zarr")
+    assert_same_data(a, b)
+    feats_a, feats_c = (open_dataset(p).array("test", "features")[:] for p in (a, c))
+    assert feats_a.shape == (2, 7, 84, 84) and not np.array_equal(feats_a, feats_c)

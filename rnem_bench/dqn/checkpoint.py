@@ -6,7 +6,8 @@ A policy file is a ``torch.save``d dict, read back with ``weights_only=True`` (n
      "n_actions": 6, "agent_steps": 1000000, "state_dict": {<NatureDQN weights>}}
 
 The trainer writes one (``policy.pt``) beside its resumable ``train.pt`` (which embeds the same
-dict under "policy", so either file works). A bare state dict of a compatible Nature-DQN
+dict under "policy", so either file works); ``export_policy`` writes a small copy with fp16
+weights for shipping (loaded back into the fp32 network). A bare state dict of a compatible Nature-DQN
 (the key names and shapes of ``NatureDQN``) is accepted too. Anything else is refused with a
 one-line error naming what does not fit.
 """
@@ -95,3 +96,18 @@ def load_network(path: str | Path, game: str | None = None, n_actions: int | Non
     net = NatureDQN(record["n_actions"])
     net.load_state_dict(record["state_dict"])
     return net
+
+
+def export_policy(src: str | Path, dst: str | Path, half: bool = True) -> dict[str, Any]:
+    """Write the validated policy of ``src`` (a policy.pt, a train.pt or a run dir) to ``dst``,
+    with fp16 weights if ``half`` (half the size: 3.4 MB for SpaceInvaders). Returns the record."""
+    src = Path(src)
+    record = load_policy_record(src / "policy.pt" if src.is_dir() else src)
+    dtype = torch.float16 if half else torch.float32
+    record["state_dict"] = {k: v.to(dtype).contiguous() for k, v in record["state_dict"].items()}
+    if not all(torch.isfinite(v).all() for v in record["state_dict"].values()):
+        raise RnemBenchError(f"{src}: weights overflow fp16; export with half=False")
+    from rnem_bench.training.checkpoint import atomic_torch_save
+
+    atomic_torch_save(Path(dst), record)
+    return record

@@ -44,7 +44,7 @@ def task_of(ds: Dataset) -> Task | None:
                 canonical = task.recipe()
             except ImportError:  # that task's generator is not installed (e.g. ale-py missing)
                 continue
-            if canonical.to_dict()["params"] == recipe.to_dict()["params"]:
+            if canonical.identity_params() == recipe.identity_params():  # where a policy file lies does not count
                 return task
     return None
 
