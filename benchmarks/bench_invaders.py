@@ -10,7 +10,8 @@ References measured in the same run, on the same machine:
 
 Then ours: the recorder's episode loop (``AtariGame`` with max-pooling of the last two raw
 screens, area resize, binarisation) in one process, and ``generate_dataset`` end to end (Zarr
-writes included) with the random policy on 1 and 2 workers and with a DQN policy on 1 worker.
+writes included) with the random policy and with the shipped DQN (the canonical task's policy) on
+1 and 2 workers.
 "Env frames" are raw emulator frames (4 per agent step); each stored sequence holds steps + 1
 recorded agent steps.
 
@@ -88,22 +89,6 @@ def bench_recorder_loop(seconds: float) -> float:
     return frames * FRAME_SKIP / (time.perf_counter() - t0)
 
 
-def write_untrained_policy(path: Path) -> Path:
-    """A Nature-DQN policy file with initial weights (as fast to play as a trained one).
-
-    torch is imported here, not at the top: spawned workers re-run this script's top-level
-    imports, and the random-policy runs should not pay for torch in every worker.
-    """
-    import torch
-
-    from rnem_bench.dqn.checkpoint import policy_dict
-    from rnem_bench.dqn.network import NatureDQN
-
-    torch.manual_seed(0)
-    torch.save(policy_dict(NatureDQN(6), "SpaceInvaders", agent_steps=0), path)
-    return path
-
-
 def bench_dataset(recipe: Recipe, workers: int, tmp: Path, label: str, loop_seq_rate: float) -> tuple[float, float, float]:
     """generate_dataset end to end: (sequences/s, recorded env frames/s, seconds of fixed start-up cost).
 
@@ -159,12 +144,16 @@ def main() -> None:
         print(f"2 workers / 1 worker        : {rates[2] / rates[1]:9.2f}x end to end (at most 2 on 2 free cores; "
               f"start-up and other jobs on the cores lower it)")
 
-        ckpt = write_untrained_policy(tmp / "policy.pt")
-        params = invaders.pin_policy(invaders.Params(policy=f"dqn:{ckpt}"))
-        dqn_recipe = Recipe("invaders", asdict(params), seed=0, splits=splits, chunk_size=args.chunk_size)
-        seqs, frames, _ = bench_dataset(dqn_recipe, 1, tmp, "dqn1", loop_seq_rate)
-        print(f"generate, DQN policy, 1 worker : {seqs:7.1f} sequences/s, {frames:7.0f} recorded env frames/s "
-              f"({seqs / rates[1]:.2f}x the random policy: one Nature-DQN forward pass per agent step on CPU)")
+        # The canonical task's recording: the shipped DQN (rnem_bench/policies), epsilon 0.05.
+        from rnem_bench.tasks import get_task
+
+        canonical = get_task("invaders").recipe()
+        dqn_recipe = Recipe("invaders", canonical.params, seed=0, splits=splits, chunk_size=args.chunk_size)
+        for workers in (1, 2):
+            seqs, frames, _ = bench_dataset(dqn_recipe, workers, tmp, f"dqn{workers}", loop_seq_rate)
+            print(f"generate, shipped DQN, {workers} worker{'s' if workers > 1 else ' '}: {seqs:7.1f} sequences/s, "
+                  f"{frames:7.0f} recorded env frames/s ({seqs / rates[workers]:.2f}x the random policy: one "
+                  f"Nature-DQN forward pass per agent step on CPU; the canonical task's recording)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
