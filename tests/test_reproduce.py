@@ -43,6 +43,14 @@ def test_bad_recipe_files_are_refused(tmp_path):
         select_jobs("balls4", tmp_path, "gru", 1, BASELINES_DIR)
 
 
+def test_only_seeds_picks_the_seeds_not_yet_run(tmp_path):
+    jobs = select_jobs(None, tmp_path, "mini-balls4-rnem-k5,mini-balls4-rnn", None, BASELINES_DIR, "mini", (1, 2))
+    assert [(j.recipe.name, j.seed) for j in jobs] == [("mini-balls4-rnem-k5", 1), ("mini-balls4-rnem-k5", 2)]
+    assert jobs[0].rundir == tmp_path / "mini-balls4-rnem-k5" / "seed1"
+    with pytest.raises(RnemBenchError, match=r"--seed 7: no chosen recipe lists that seed"):
+        select_jobs(None, tmp_path, "mini-balls4-rnn", None, BASELINES_DIR, "mini", (7,))
+
+
 def _outcome(recipe: BaselineRun, task: str, seed: int, full: bool = True, **metrics) -> Outcome:
     job = Job(recipe, seed, Path("runs") / recipe.name / f"seed{seed}")
     return Outcome(job, task, recipe.k, metrics, Path("r.json"), full)

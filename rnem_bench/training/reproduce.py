@@ -53,8 +53,9 @@ class Outcome:
 
 # ------------------------------------------------------------------------------------ training
 def select_jobs(task: str | None, out: Path, models: str | None, seeds: int | None, baselines: Path,
-                tier: str | None = None) -> list[Job]:
-    """The (recipe, seed) runs of TASK, or of every recipe training on a task of TIER."""
+                tier: str | None = None, only_seeds: tuple[int, ...] = ()) -> list[Job]:
+    """The (recipe, seed) runs of TASK, or of every recipe training on a task of TIER; ONLY_SEEDS,
+    when given, keeps just those of each recipe's seeds (e.g. the seeds another machine has not run)."""
     from rnem_bench.tasks import get_task
 
     recipes = load_baselines(baselines)
@@ -75,6 +76,11 @@ def select_jobs(task: str | None, out: Path, models: str | None, seeds: int | No
     if seeds is not None and seeds < 1:
         raise RnemBenchError(f"--seeds must be >= 1, got {seeds}")
     jobs = [Job(r, s, out / r.name / f"seed{s}") for r in chosen for s in r.seeds[: seeds or len(r.seeds)]]
+    if only_seeds:
+        jobs = [j for j in jobs if j.seed in only_seeds]
+        if not jobs:
+            raise RnemBenchError(f"--seed {', '.join(map(str, only_seeds))}: no chosen recipe lists that seed "
+                                 f"(recipes list: {', '.join(f'{r.name} {r.seeds}' for r in chosen)})")
     # A tier runs one seed of every recipe before the extra seeds: an interrupted tier has covered
     # every model first.
     return jobs if task is not None else sorted(jobs, key=lambda j: j.seed)
@@ -288,6 +294,8 @@ def write_summary(out: Path, task: str, preset: str, summaries: dict[Job, dict],
               help="Run every recipe of a tier instead of one TASK (mini: the CPU tier).")
 @click.option("--models", default=None, help="Comma-separated recipe names or model names (default: every recipe).")
 @click.option("--seeds", type=int, default=None, help="Run the first N seeds of each recipe (default: all it lists).")
+@click.option("--seed", "only_seeds", type=int, multiple=True,
+              help="Run only this seed of each recipe (repeatable), e.g. the seeds not yet run elsewhere.")
 @click.option("--budget", type=float, default=None, help="Training minutes for the whole command, shared among unfinished runs.")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
               help="paper: canonical data and the recipes' caps; quick/tiny: small smoke runs (not reproductions).")
@@ -304,7 +312,7 @@ def write_summary(out: Path, task: str, preset: str, summaries: dict[Job, dict],
 @click.option("--claims-markdown", type=click.Path(path_type=Path), default=None,
               help="Also write the claims table as Markdown to this file.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def reproduce(task, tier, models, seeds, budget, preset, out, device, baselines, no_evaluate, board, report,
+def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device, baselines, no_evaluate, board, report,
               claims_markdown, quiet):
     """Train, evaluate and compare the paper's reference runs for TASK (balls4, balls678, curtain,
     invaders, or a mini task), or for every task of a tier, and check the paper's claims.
@@ -325,7 +333,7 @@ def reproduce(task, tier, models, seeds, budget, preset, out, device, baselines,
         tier = get_task(task).tier
     if budget is not None and budget <= 0:
         raise RnemBenchError(f"--budget must be > 0 minutes, got {budget}")
-    jobs = select_jobs(task, out, models, seeds, baselines, tier)
+    jobs = select_jobs(task, out, models, seeds, baselines, tier, only_seeds)
     score = None
     if not no_evaluate:
         device = resolve_device(device)
