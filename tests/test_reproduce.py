@@ -230,3 +230,25 @@ def test_reproduce_a_tier_on_a_tiny_budget(tmp_path, monkeypatch):
     assert all("**not measured**" in line for line in table[2:])
     with pytest.raises(RnemBenchError, match="name a TASK or a --tier"):
         CliRunner().invoke(cli, ["reproduce"], catch_exceptions=False)
+
+
+def test_claims_can_be_judged_from_the_committed_board(tmp_path):
+    """board_outcomes reads our entries back from a leaderboard folder, matched to their recipe and
+    seed; a submission from outside (another source) is not mistaken for a reference run."""
+    import json
+    import shutil
+
+    from rnem_bench.training.reproduce import board_outcomes
+
+    committed = Path(__file__).resolve().parents[1] / "leaderboards" / "mini-balls4"
+    entry = next(committed.glob("rnem-k5-seed0-*.json"))
+    (tmp_path / "mini-balls4").mkdir()
+    shutil.copy(entry, tmp_path / "mini-balls4" / entry.name)
+    outside = json.loads(entry.read_text())
+    outside["model"]["source"] = "external"
+    (tmp_path / "mini-balls4" / "theirs.json").write_text(json.dumps(outside))
+
+    jobs = select_jobs(None, tmp_path, "mini-balls4-rnem-k5", None, BASELINES_DIR, "mini")
+    outcomes = board_outcomes(jobs, tmp_path)
+    assert [(o.job.recipe.name, o.job.seed, o.task, o.k) for o in outcomes] == [("mini-balls4-rnem-k5", 0, "mini-balls4", 5)]
+    assert outcomes[0].metrics["ari"] == pytest.approx(json.loads(entry.read_text())["metrics"]["ari_mean"])

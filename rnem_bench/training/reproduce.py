@@ -193,6 +193,29 @@ def evaluate_job(job: Job, summary: dict, task: str | None, preset: str, out: Pa
     return outcomes
 
 
+def board_outcomes(jobs: list[Job], board: Path) -> list[Outcome]:
+    """The outcomes of JOBS as submitted to BOARD: each of our entries (source rnem-bench, full
+    training) whose model, training task, K, batch size, epochs and seed match a job's recipe and
+    whose test task is one the recipe is scored on. Lets anyone judge the claims from the committed
+    result files, without the checkpoints."""
+    from rnem_bench.leaderboard.board import entries, entry_name
+
+    outcomes = []
+    by_key = {(j.recipe.model, j.recipe.task, j.recipe.k, j.recipe.batch_size, j.recipe.epochs, j.seed): j for j in jobs}
+    for task in sorted({ev.task for j in jobs for ev in j.recipe.evaluate}):
+        for result in entries(board, task):
+            training, model = result.get("training") or {}, result["model"]
+            if model.get("source") != "rnem-bench" or training.get("shortened", True) or len(result["seeds"]) != 1:
+                continue
+            job = by_key.get((model["name"], training.get("task"), training.get("k"), training.get("batch_size"),
+                              training.get("epochs"), result["seeds"][0]))
+            if job is None or not any(ev.task == task and ev.k == model["k"] for ev in job.recipe.evaluate):
+                continue
+            path = board / task / entry_name(result)
+            outcomes.append(Outcome(job, task, model["k"], paper_metrics(result), path, True))
+    return outcomes
+
+
 def publish(result_path: Path, rundir: Path, board: Path) -> None:
     """Submit a result to ``board`` (skipped if already there) and put the run's config.json and
     log.jsonl beside it in ``<board>/<task>/runs/<entry>/``, so the entry shows how it was trained."""
@@ -309,16 +332,20 @@ def write_summary(out: Path, task: str, preset: str, summaries: dict[Job, dict],
                    "with the run's config.json and log.jsonl.")
 @click.option("--report", is_flag=True,
               help="Train nothing: score the runs whose training has finished and print the table and claims.")
+@click.option("--from-board", type=click.Path(path_type=Path), default=None,
+              help="Train nothing: judge the claims from the result files on this leaderboard folder "
+                   "(e.g. leaderboards) instead of the runs in --out.")
 @click.option("--claims-markdown", type=click.Path(path_type=Path), default=None,
               help="Also write the claims table as Markdown to this file.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device, baselines, no_evaluate, board, report,
-              claims_markdown, quiet):
+              from_board, claims_markdown, quiet):
     """Train, evaluate and compare the paper's reference runs for TASK (balls4, balls678, curtain,
     invaders, or a mini task), or for every task of a tier, and check the paper's claims.
 
     \b
     rnem-bench reproduce --tier mini                      # the CPU tier: every recipe, one run at a time
+    rnem-bench reproduce --tier mini --from-board leaderboards   # judge the claims from the committed results
     rnem-bench reproduce balls4                           # all six balls4 recipes, 3 seeds each (GPU)
     rnem-bench reproduce curtain --models rnem --seeds 1 --budget 120
     rnem-bench reproduce balls4 --preset tiny --seeds 1   # a one-minute smoke test on a CPU
@@ -334,6 +361,20 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
     if budget is not None and budget <= 0:
         raise RnemBenchError(f"--budget must be > 0 minutes, got {budget}")
     jobs = select_jobs(task, out, models, seeds, baselines, tier, only_seeds)
+    if from_board is not None:
+        if not from_board.is_dir():
+            raise RnemBenchError(f"--from-board: no leaderboard folder at {from_board}")
+        outcomes = board_outcomes(jobs, from_board)
+        scored = {(o.job.recipe.name, o.job.seed) for o in outcomes}
+        for job in jobs:
+            if (job.recipe.name, job.seed) not in scored:
+                click.echo(f"== not on the board: {job.recipe.name} seed {job.seed}")
+        rows = aggregate(outcomes)
+        print_table(rows, preset, tier)
+        if claims_markdown is not None:
+            claims_markdown.write_text(claims_md(check_claims(rows, tier)))
+            click.echo(f"wrote {claims_markdown}")
+        return
     score = None
     if not no_evaluate:
         device = resolve_device(device)
