@@ -132,6 +132,9 @@ def test_the_papers_claims_on_the_mini_tier():
         status = {v.claim.id: v.status for v in check_claims(_tier_rows(**override), tier="mini")}
         assert status[claim] == "does not hold" and list(status.values()).count("holds") == 6, (claim, status)
     assert check_claims(_tier_rows(), tier="paper")[0].status == "not measured"  # other names
+    # A broken order reads as broken: each pair is joined by how it really compares.
+    c6 = check_claims(_tier_rows(**fails["C6"]), tier="mini")[5].numbers
+    assert c6 == "simulation_bce: R-NEM 50 < RNN-EM 95 >= RNN 90"
 
 
 def test_reproduce_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):

@@ -76,7 +76,11 @@ def _chain(s: Scores, task: str, metric: str, *order: str) -> tuple[bool, str]:
     """``metric`` increases along ``order`` (each below the next)."""
     values = [s(m, task, metric) for m in order]
     holds = all(a < b for a, b in zip(values, values[1:]))
-    return holds, f"{metric}: " + " < ".join(s.show(m, task, metric) for m in order)
+    # each pair joined by how it actually compares, so a broken order reads as such
+    text = s.show(order[0], task, metric)
+    for (a, b), m in zip(zip(values, values[1:]), order[1:]):
+        text += f" {'<' if a < b else '>='} {s.show(m, task, metric)}"
+    return holds, f"{metric}: {text}"
 
 
 def _both(*parts: tuple[bool, str]) -> tuple[bool, str]:
