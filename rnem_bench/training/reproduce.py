@@ -310,6 +310,17 @@ def write_summary(out: Path, task: str, preset: str, summaries: dict[Job, dict],
     return path
 
 
+def show_comparison(outcomes: list[Outcome], preset: str, tier: str, claims_markdown: Path | None) -> dict:
+    """Print the table and the claims of the scored outcomes (and write the claims as Markdown
+    when asked); returns the aggregated rows."""
+    rows = aggregate(outcomes)
+    print_table(rows, preset, tier)
+    if claims_markdown is not None:
+        claims_markdown.write_text(claims_md(check_claims(rows, tier)))
+        click.echo(f"wrote {claims_markdown}")
+    return rows
+
+
 # --------------------------------------------------------------------------------------- command
 @click.command()
 @click.argument("task", required=False)
@@ -369,11 +380,7 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
         for job in jobs:
             if (job.recipe.name, job.seed) not in scored:
                 click.echo(f"== not on the board: {job.recipe.name} seed {job.seed}")
-        rows = aggregate(outcomes)
-        print_table(rows, preset, tier)
-        if claims_markdown is not None:
-            claims_markdown.write_text(claims_md(check_claims(rows, tier)))
-            click.echo(f"wrote {claims_markdown}")
+        show_comparison(outcomes, preset, tier, claims_markdown)
         return
     score = None
     if not no_evaluate:
@@ -395,10 +402,6 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
             click.echo(f"{job.recipe.name} seed {job.seed}: {s['stop_reason']} after {s['epochs']} epochs, "
                        f"best valid loss {s['best_valid_loss']:.3f} ({job.rundir})")
         return
-    rows = aggregate(outcomes)
-    print_table(rows, preset, tier)
-    if claims_markdown is not None:
-        claims_markdown.write_text(claims_md(check_claims(rows, tier)))
-        click.echo(f"wrote {claims_markdown}")
+    rows = show_comparison(outcomes, preset, tier, claims_markdown)
     path = write_summary(out, task or f"tier-{tier}", preset, summaries, rows, tier)
     click.echo(f"result files: {out / 'results'}/<task>/  (submit each with `rnem-bench submit FILE`); summary: {path}")
