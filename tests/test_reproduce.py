@@ -231,6 +231,13 @@ def test_reproduce_a_tier_on_a_tiny_budget(tmp_path, monkeypatch):
     table = md.read_text().splitlines()
     assert table[0] == "| claim | verdict | our numbers |" and len(table) == 2 + 7
     assert all("**not measured**" in line for line in table[2:])
+    # --check-against: each fresh metric beside the committed seed 0 of the same recipe (one seed
+    # committed here, so no spread to judge it by: the tiny preset is no reproduction anyway)
+    board = Path(__file__).resolve().parents[1] / "leaderboards"
+    r = CliRunner().invoke(cli, args + ["--report", "--check-against", str(board)], catch_exceptions=False)
+    checks = [line for line in r.output.splitlines() if line.startswith("mini-curtain-rnn ")]
+    assert checks and all(line.split()[2] == "0" for line in checks), r.output
+    assert "reproduction: " in r.output.splitlines()[-1]
     with pytest.raises(RnemBenchError, match="name a TASK or a --tier"):
         CliRunner().invoke(cli, ["reproduce"], catch_exceptions=False)
 
@@ -255,3 +262,35 @@ def test_claims_can_be_judged_from_the_committed_board(tmp_path):
     outcomes = board_outcomes(jobs, tmp_path)
     assert [(o.job.recipe.name, o.job.seed, o.task, o.k) for o in outcomes] == [("mini-balls4-rnem-k5", 0, "mini-balls4", 5)]
     assert outcomes[0].metrics["ari"] == pytest.approx(json.loads(entry.read_text())["metrics"]["ari_mean"])
+
+
+def test_reproduction_is_judged_against_the_seed_spread():
+    """A rerun of seed 0 reproduces a metric when it differs from the committed seed 0 by no more
+    than the spread (max - min) of the committed seeds; one committed seed gives no spread."""
+    from rnem_bench.training.repro_check import NO_ENTRY, NO_SPREAD, OUTSIDE, WITHIN, check_reproduction, format_checks
+
+    recipes = load_baselines()
+    rnem, lstm = recipes["mini-balls4-rnem-k5"], recipes["mini-balls4-lstm"]
+    board = [_outcome(rnem, "mini-balls4", s, ari=a, bce=b) for s, a, b in ((0, 0.63, 95.0), (1, 0.60, 97.0), (2, 0.66, 96.0))]
+    board.append(_outcome(lstm, "mini-balls4", 0, bce=118.0))
+    fresh = [_outcome(rnem, "mini-balls4", 0, ari=0.58, bce=96.5),   # ari off by 0.05 <= 0.06; bce by 1.5 <= 2
+             _outcome(rnem, "mini-balls4", 2, ari=0.56),              # off by 0.10 > 0.06
+             _outcome(lstm, "mini-balls4", 0, bce=118.2),             # one committed seed: no spread
+             _outcome(lstm, "mini-balls4", 1, bce=118.2)]             # seed 1 not committed
+    got = {(c.recipe, c.seed, c.metric): c for c in check_reproduction(fresh, board)}
+    assert got[("mini-balls4-rnem-k5", 0, "ari")].verdict == WITHIN
+    assert got[("mini-balls4-rnem-k5", 0, "ari")].spread == pytest.approx(0.06)
+    assert got[("mini-balls4-rnem-k5", 0, "bce")].verdict == WITHIN
+    assert got[("mini-balls4-rnem-k5", 2, "ari")].verdict == OUTSIDE
+    assert got[("mini-balls4-lstm", 0, "bce")].verdict == NO_SPREAD
+    assert got[("mini-balls4-lstm", 1, "bce")].verdict == NO_ENTRY
+    lines = format_checks(list(got.values()))
+    assert lines[-1].startswith("reproduction: 2 of 3 judged metrics within the seed-to-seed spread; 2 not judged")
+
+
+def test_check_against_refuses_what_it_cannot_compare(tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["reproduce", "--tier", "mini", "--check-against", str(tmp_path / "nope")])
+    assert isinstance(missing.exception, RnemBenchError) and "no leaderboard folder" in str(missing.exception)
+    both = runner.invoke(cli, ["reproduce", "--tier", "mini", "--check-against", str(tmp_path), "--from-board", str(tmp_path)])
+    assert isinstance(both.exception, RnemBenchError) and "cannot be combined" in str(both.exception)

@@ -348,9 +348,12 @@ def show_comparison(outcomes: list[Outcome], preset: str, tier: str, claims_mark
                    "(e.g. leaderboards) instead of the runs in --out.")
 @click.option("--claims-markdown", type=click.Path(path_type=Path), default=None,
               help="Also write the claims table as Markdown to this file.")
+@click.option("--check-against", type=click.Path(path_type=Path), default=None,
+              help="Compare each fresh result with the committed result of the same seed on this leaderboard "
+                   "folder, against the seed-to-seed spread there (a reproduction check).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device, baselines, no_evaluate, board, report,
-              from_board, claims_markdown, quiet):
+              from_board, claims_markdown, check_against, quiet):
     """Train, evaluate and compare the paper's reference runs for TASK (balls4, balls678, curtain,
     invaders, or a mini task), or for every task of a tier, and check the paper's claims.
 
@@ -360,6 +363,8 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
     rnem-bench reproduce balls4                           # all six balls4 recipes, 3 seeds each (GPU)
     rnem-bench reproduce curtain --models rnem --seeds 1 --budget 120
     rnem-bench reproduce balls4 --preset tiny --seeds 1   # a one-minute smoke test on a CPU
+    rnem-bench reproduce --tier mini --models mini-balls4-rnem-k5 --seed 0 --out runs/check \\
+        --check-against leaderboards                      # does a rerun reproduce the committed seed 0?
     """
     from rnem_bench.signals import Interrupted
     from rnem_bench.tasks import get_task
@@ -371,6 +376,10 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
         tier = get_task(task).tier
     if budget is not None and budget <= 0:
         raise RnemBenchError(f"--budget must be > 0 minutes, got {budget}")
+    if check_against is not None and not check_against.is_dir():
+        raise RnemBenchError(f"--check-against: no leaderboard folder at {check_against}")
+    if check_against is not None and (from_board is not None or no_evaluate):
+        raise RnemBenchError("--check-against compares fresh results: it cannot be combined with --from-board or --no-evaluate")
     jobs = select_jobs(task, out, models, seeds, baselines, tier, only_seeds)
     if from_board is not None:
         if not from_board.is_dir():
@@ -405,3 +414,9 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
     rows = show_comparison(outcomes, preset, tier, claims_markdown)
     path = write_summary(out, task or f"tier-{tier}", preset, summaries, rows, tier)
     click.echo(f"result files: {out / 'results'}/<task>/  (submit each with `rnem-bench submit FILE`); summary: {path}")
+    if check_against is not None:
+        from rnem_bench.training.repro_check import check_reproduction, format_checks
+
+        every_seed = select_jobs(task, out, models, None, baselines, tier)  # the spread needs all committed seeds
+        for line in format_checks(check_reproduction(outcomes, board_outcomes(every_seed, check_against))):
+            click.echo(line)
