@@ -177,6 +177,11 @@ class Decoder(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         x = self.fc(h).view(h.shape[0], *self.grid)
+        first = next(m for m in self.convs.modules() if isinstance(m, nn.Conv2d))
+        if first.weight.is_contiguous(memory_format=torch.channels_last):
+            # follow the weights' layout (the fast path on CPU): oneDNN's convolution backward runs
+            # ~1.8x faster on a channels-last input than on the NCHW view of the fc output
+            x = x.contiguous(memory_format=torch.channels_last)
         for conv in self.convs:
             x = conv(x)
         # fp32 even under bf16 autocast: the loss takes log(psi) and log(1 - psi) near 0 and 1.
