@@ -191,3 +191,24 @@ def test_html_page_has_grouped_rows_per_seed_details_and_plots(tmp_path):
     assert f"<td>{statistics.mean(RELS):.3f} ± {statistics.stdev(RELS):.3f}</td>" in page
     assert "Per-seed entries (3)" in page and all(f"<td>{rel:.3f}</td>" in page for rel in RELS)
     assert page.count("data:image/png;base64,") == 3  # relative losses, ARI, simulation
+
+
+def test_mini_task_pages_show_the_grid_ari_floor():
+    """On a task with pinned grid ARIs the page says what a fixed grid scores and the ARI plot draws
+    the best one, so a model's ARI is read against a partition that knows nothing of objects."""
+    from rnem_bench.leaderboard.board import GRID_ARI
+    from rnem_bench.leaderboard.render import markdown, task_groups
+
+    board = Path(__file__).resolve().parents[1] / "leaderboards"
+    assert "ARI reference: fixed grids (no objects) score ARI 2x2 0.666, 3x3 0.647, 4x4 0.512." in markdown(board, "mini-balls4")
+    groups = task_groups("mini-balls4", board)
+    ari = next(p for p in plots(groups, "mini-balls4") if p.title == "ARI")
+    try:
+        lines = [line for line in ari.figure.axes[0].get_lines() if line.get_label() == "fixed 2x2 grid (no objects)"]
+        assert len(lines) == 1 and lines[0].get_ydata()[0] == pytest.approx(GRID_ARI["mini-balls4"]["2x2"])
+        assert "best fixed grid" in ari.caption
+        assert not any("grid" in line.get_label() for p in plots(groups) if p.title == "ARI" for line in p.figure.axes[0].get_lines())
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")

@@ -82,6 +82,26 @@ def test_perfect_prediction_scores_zero_bce_and_ari_one(tiny_balls):
     assert out["simulation_bce"] == [0.0] * 3
 
 
+def test_grid_ari_baseline_is_what_the_evaluator_gives_a_grid_shaped_model(tiny_balls):
+    """grid_ari_baselines averages over the same frames as a model's ari_mean: a "model" whose gamma
+    is a fixed n x n grid scores exactly the baseline's n x n entry."""
+    from rnem_bench.evaluation.evaluator import grid_ari_baselines
+    from rnem_bench.evaluation.metrics import grid_partition
+
+    cells = grid_partition(5, 7, 3)
+    assert cells.shape == (5, 7) and sorted(cells.unique().tolist()) == list(range(9))
+    assert cells[0, 0] == 0 and cells[-1, -1] == 8 and cells[2, 3] == 4
+    ds = open_dataset(tiny_balls)
+    n, T1, H, W = ds.array("test", "features").shape
+    baselines = grid_ari_baselines(ds, batch_size=3)
+    assert set(baselines) == {"2x2", "3x3", "4x4"}
+    for g in (2, 3):
+        gamma = np.eye(g * g, dtype=np.float32)[grid_partition(H, W, g).numpy()].transpose(2, 0, 1)
+        gamma = np.broadcast_to(gamma, (n, T1 - 1, g * g, H, W))
+        out = Evaluator(ds, EvalConfig(batch_size=4)).eval({"psi": np.zeros_like(gamma), "gamma": gamma})
+        assert out["ari_mean"] == pytest.approx(baselines[f"{g}x{g}"], abs=1e-6)
+
+
 def test_copy_baseline_scores_relative_one(tiny_balls):
     ds = open_dataset(tiny_balls)
     feats = ds.array("test", "features")[:]

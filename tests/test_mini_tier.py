@@ -7,7 +7,7 @@ import pytest
 
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.data.store import open_dataset
-from rnem_bench.leaderboard.board import COPY_BASELINES
+from rnem_bench.leaderboard.board import COPY_BASELINES, GRID_ARI
 from rnem_bench.tasks import TASKS, get_task
 from rnem_bench.training.baselines import load_baselines
 
@@ -29,14 +29,15 @@ def test_mini_tasks_are_the_paper_tasks_at_32_pixels():
 
 @pytest.mark.parametrize("name", MINI)
 def test_pinned_copy_baselines_are_the_canonical_mini_test_split(tmp_path, name):
-    """Recompute each mini task's pinned baselines from its canonical test split (2,000 sequences,
+    """Recompute each mini task's pinned baselines (copy-frame losses, grid ARIs) from its canonical test split (2,000 sequences,
     a few seconds): they guard against generator changes that alter the data but not the recipe."""
-    from rnem_bench.evaluation.evaluator import copy_baselines
+    from rnem_bench.evaluation.evaluator import copy_baselines, grid_ari_baselines
 
     task = get_task(name)
     recipe = task.recipe(splits={"test": task.splits["test"]})
     ds = open_dataset(generate_dataset(recipe, tmp_path / "t.zarr", workers=1, progress=False))
     assert copy_baselines(ds) == pytest.approx(COPY_BASELINES[name], rel=1e-6)
+    assert grid_ari_baselines(ds) == pytest.approx(GRID_ARI[name], abs=2e-6)
 
 
 def test_every_mini_recipe_trains_on_a_mini_task_with_a_fixed_budget():

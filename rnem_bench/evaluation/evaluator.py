@@ -27,7 +27,7 @@ import torch
 from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.evaluation.metrics import (
-    adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, mixture_prediction,
+    adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, grid_partition, mixture_prediction,
 )
 
 
@@ -274,3 +274,23 @@ def copy_baselines(ds: Dataset, batch_size: int = 500) -> dict[str, float]:
     metrics = Evaluator(ds, EvalConfig(batch_size=batch_size)).eval({"prediction": CopyFrames()})
     return {key.removeprefix("baseline_"): metrics[key] for key in sorted(metrics)
             if key.startswith("baseline_") and key.endswith(("_last", "_last10")) and metrics[key] is not None}
+
+
+GRIDS = (2, 3, 4)  # the n x n grids of the grid ARI baseline
+
+
+def grid_ari_baselines(ds: Dataset, batch_size: int = 500) -> dict[str, float]:
+    """The ARI of fixed n x n grids (n in ``GRIDS``) on a dataset's test split, averaged over the
+    frames a model's ARI is (frames 1..T of every sequence): what a partition that knows nothing of
+    objects scores (``leaderboard.board.GRID_ARI`` pins it per task): ``{"2x2": ..., "3x3": ...}``."""
+    if not ds.has_groups:
+        raise RnemBenchError(f"{ds.path} has no 'groups' array: no ARI to compare with")
+    groups = ds.array("test", "groups")
+    n, frames, height, width = groups.shape
+    sums = dict.fromkeys(GRIDS, 0.0)
+    for start in range(0, n, batch_size):
+        truth = torch.from_numpy(np.asarray(groups[start:start + batch_size]))[:, 1:]
+        for g in GRIDS:
+            pred = grid_partition(height, width, g).expand(truth.shape)
+            sums[g] += float(adjusted_rand_index(pred, truth).sum())
+    return {f"{g}x{g}": round(total / (n * (frames - 1)), 6) for g, total in sums.items()}

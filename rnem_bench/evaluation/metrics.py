@@ -13,6 +13,10 @@ Index convention: a prediction at step t is the prediction of frame t + 1.
   overlap (255) pixels, per frame; equal to scikit-learn's ``adjusted_rand_score`` on the same
   pixels, including its conventions (1.0 when both labelings put everything in one cluster,
   when each pixel is its own cluster, or when no pixel is left).
+- Grid ARI: the ARI of a fixed n x n grid of equal cells, the same partition for every frame. It
+  knows nothing of objects, yet it scores high where few balls lie far apart (they fall in
+  different cells), so it is the floor a model's ARI has to beat before it says anything about
+  object discovery, as the copy-frame loss is for BCE.
 """
 
 from __future__ import annotations
@@ -103,6 +107,13 @@ def adjusted_rand_index(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     perfect = (fn == 0) & (fp == 0)
     ari = torch.where(perfect, torch.ones_like(num), num / torch.where(den == 0, torch.ones_like(den), den))
     return ari.view(lead)
+
+
+def grid_partition(height: int, width: int, n: int) -> torch.Tensor:
+    """(H, W) int32 cluster ids of an n x n grid of (nearly) equal cells, row-major."""
+    rows = torch.arange(height) * n // height
+    cols = torch.arange(width) * n // width
+    return (rows[:, None] * n + cols[None, :]).to(torch.int32)
 
 
 def mixture_prediction(psi: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from rnem_bench.leaderboard.board import RANK_METRIC, entries, entry_identity
+from rnem_bench.leaderboard.board import GRID_ARI, RANK_METRIC, entries, entry_identity, grid_ari_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -331,6 +331,8 @@ def rich_tables(board: Path, task: str | None = None, *, width: int = 80, per_se
             notes.append("no entries yet")
         if any(len(g.results) > 1 for g in groups):
             notes.append("mean ± sample std over seeds" + ("" if per_seed else "; --seeds lists each seed"))
+        if grid_ari_text(name) and groups:
+            notes.append(f"ARI reference: {grid_ari_text(name)}")
         if dropped and groups:
             hidden = ", ".join(c.header for c in dropped)
             notes.append(f"not shown at width {width}: {hidden}; --format markdown has all")
@@ -358,6 +360,8 @@ def markdown(board: Path, task: str | None = None) -> str:
             parts += ["No entries yet.", ""]
             continue
         parts += _md_table(HEADER, group_rows(groups)) + [""]
+        if grid_ari_text(name):
+            parts += [f"ARI reference: {grid_ari_text(name)}.", ""]
         per_seed = seed_rows(groups)
         if per_seed:
             parts += ["<details><summary>Per-seed entries</summary>", ""]
@@ -458,9 +462,13 @@ def _relative_plot(groups: list[Group]) -> Figure:
     return fig
 
 
-def _ari_plot(groups: list[Group]) -> Figure:
+def _ari_plot(groups: list[Group], grids: dict[str, float] | None = None) -> Figure:
     fig, ax = _pyplot().subplots(figsize=(5, 3.6))
     _bars(ax, groups, [("ari_mean", "ARI (mean over steps)", "tab:green")])
+    if grids:  # the floor: a fixed grid that knows nothing of objects
+        name, value = max(grids.items(), key=lambda item: item[1])
+        ax.axhline(value, color="grey", lw=0.8, ls="--", label=f"fixed {name} grid (no objects)")
+        ax.legend(fontsize=7)
     ax.set_ylim(min([0.0, *(v for g in groups for v in g.stat("ari_mean").values)]), 1)
     ax.set_title("ARI (mean over steps)", fontsize=10)
     return fig
@@ -486,14 +494,16 @@ def _simulation_plot(curves: list[SimulationCurves], baseline: list[float] | Non
 BAR_CAPTION = "Bars: mean over seeds; whiskers: ± sample std; dots: seeds."
 
 
-def plots(groups: list[Group]) -> list[Plot]:
+def plots(groups: list[Group], task: str | None = None) -> list[Plot]:
     """The task's figures, each only if some entry has its metric. The caller closes them."""
     found = []
     if groups:
         found.append(Plot("Relative losses", "Loss of the last predicted frame relative to copying the current "
                           f"frame (paper, figure 3). {BAR_CAPTION}", _relative_plot(groups)))
     if any(g.stat("ari_mean").values for g in groups):
-        found.append(Plot("ARI", f"ARI of the groups, mean over steps. {BAR_CAPTION}", _ari_plot(groups)))
+        grids = GRID_ARI.get(task or "")
+        floor = " Dashed: the best fixed grid, which knows nothing of objects." if grids else ""
+        found.append(Plot("ARI", f"ARI of the groups, mean over steps. {BAR_CAPTION}{floor}", _ari_plot(groups, grids)))
     curves = simulation_curves(groups)
     if curves:
         baseline = simulation_baseline(groups)
@@ -529,7 +539,10 @@ def _html_task(name: str, board: Path) -> list[str]:
     if per_seed:
         out.append(f"<details><summary>Per-seed entries ({len(per_seed)})</summary>{_html_table(per_seed)}</details>")
     out.append('<div class="plots">')
-    for plot in plots(groups):
+    grids = grid_ari_text(name)
+    if grids:
+        out.append(f"<p>ARI reference: {html.escape(grids)}.</p>")
+    for plot in plots(groups, name):
         out.append(f'<figure><img alt="{html.escape(name)}: {html.escape(plot.title)}" '
                    f'src="data:image/png;base64,{_png_base64(plot.figure)}">'
                    f"<figcaption>{html.escape(plot.caption)}</figcaption></figure>")
