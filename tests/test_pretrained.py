@@ -43,7 +43,25 @@ def test_shipped_model_groups_fresh_sequences(name, tmp_path):
     groups = torch.from_numpy(ds.array("test", "groups")[:, 1:])
     out = predict(model, features, k=config.k, noise=config.noise)
     ari = adjusted_rand_index(assignments(out["gamma"]), groups).mean().item()
-    assert ari > 0.3, f"ARI {ari:.3f}"
+    assert ari > 0.3, f"ARI {ari:.3f}"  # learned something; a fixed 2x2 grid scores ~0.67 too (see test_demo_*)
+
+
+def test_demo_shows_the_trained_model_beside_the_grid_floor(tmp_path, monkeypatch):
+    """`make demo`'s second half (`rnem-bench demo --no-train`): fresh sequences, the shipped model's
+    scores, what fixed grids score on the same frames, figure 2 and the rollout GIF."""
+    from click.testing import CliRunner
+
+    from rnem_bench.cli import cli
+
+    monkeypatch.setenv("RNEM_BENCH_DATA", str(tmp_path))
+    r = CliRunner().invoke(cli, ["demo", "--no-train"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    scores = next(line for line in r.output.splitlines() if line.startswith("ARI "))
+    grids = next(line for line in r.output.splitlines() if "fixed grids" in line)
+    assert float(scores.split()[1]) > 0.5 and "2x2" in grids and "4x4" in grids
+    assert (tmp_path / "trained" / "figure2.png").stat().st_size > 0
+    assert (tmp_path / "trained" / "figure2_rollout.gif").stat().st_size > 0
+    assert (tmp_path / "demo_sequence.png").exists()
 
 
 def test_damaged_shipped_weights_are_refused(tmp_path, monkeypatch):

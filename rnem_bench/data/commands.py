@@ -339,5 +339,11 @@ def _demo_pretrained() -> None:
     m = result["metrics"]
     click.echo(f"ARI {m['ari_mean']:.3f} (last step {m['ari_last']:.3f}), BCE / copy {m['relative_bce_last']:.3f}, "
                f"relational BCE / copy {m['relative_relational_bce_last']:.3f}")
+    from rnem_bench.data.store import open_dataset
+    from rnem_bench.evaluation.evaluator import grid_ari_baselines
+
+    grids = grid_ari_baselines(open_dataset(path))
+    click.echo("the same sequences cut by fixed grids, which know nothing of objects: ARI "
+               + ", ".join(f"{name} {value:.3f}" for name, value in grids.items()))
     for written in show_run(rundir, 0, data_dir() / "trained" / "figure2.png", dataset=path):
         click.echo(f"wrote {written}")
