@@ -356,12 +356,11 @@ def markdown(board: Path, task: str | None = None) -> str:
     for name in tasks_on_board(board, task):
         parts += [f"## {name}", ""]
         groups = task_groups(name, board)
+        reference = [f"ARI reference: {grid_ari_text(name)}.", ""] if grid_ari_text(name) else []
         if not groups:
-            parts += ["No entries yet.", ""]
+            parts += ["No entries yet.", ""] + reference
             continue
-        parts += _md_table(HEADER, group_rows(groups)) + [""]
-        if grid_ari_text(name):
-            parts += [f"ARI reference: {grid_ari_text(name)}.", ""]
+        parts += _md_table(HEADER, group_rows(groups)) + [""] + reference
         per_seed = seed_rows(groups)
         if per_seed:
             parts += ["<details><summary>Per-seed entries</summary>", ""]
