@@ -537,10 +537,10 @@ def _html_task(name: str, board: Path) -> list[str]:
     per_seed = seed_rows(groups)
     if per_seed:
         out.append(f"<details><summary>Per-seed entries ({len(per_seed)})</summary>{_html_table(per_seed)}</details>")
-    out.append('<div class="plots">')
     grids = grid_ari_text(name)
     if grids:
         out.append(f"<p>ARI reference: {html.escape(grids)}.</p>")
+    out.append('<div class="plots">')
     for plot in plots(groups, name):
         out.append(f'<figure><img alt="{html.escape(name)}: {html.escape(plot.title)}" '
                    f'src="data:image/png;base64,{_png_base64(plot.figure)}">'
