@@ -137,6 +137,20 @@ def test_the_papers_claims_on_the_mini_tier():
     assert c6 == "simulation_bce: R-NEM 50 < RNN-EM 95 >= RNN 90"
 
 
+def test_claims_flag_orders_the_seeds_do_not_settle():
+    """A pair whose means differ by less than the larger seed sd is named: the verdict follows the
+    means, the text says the seeds do not settle that pair."""
+    recipes = load_baselines()
+    rows = _tier_rows()
+    two_seeds = aggregate([_outcome(recipes["mini-balls4-rnem-k5"], "mini-balls4", s, simulation_bce=v) for s, v in ((0, 40), (1, 80))])
+    rows[("mini-balls4-rnem-k5", "mini-balls4")]["stats"]["simulation_bce"] = two_seeds[("mini-balls4-rnem-k5", "mini-balls4")]["stats"]["simulation_bce"]
+    rows[("mini-balls4-rnem-k5", "mini-balls4")]["seeds"] = [0, 1]
+    c6 = {v.claim.id: v for v in check_claims(rows, tier="mini")}["C6"]
+    assert c6.status == "holds"   # mean 60 < RNN-EM 70 < RNN 90
+    assert c6.numbers.endswith("(within one seed sd: R-NEM vs RNN-EM)")   # sd 28 > 70 - 60
+    assert "seed sd" not in {v.claim.id: v for v in check_claims(_tier_rows(), tier="mini")}["C6"].numbers
+
+
 def test_reproduce_end_to_end_on_a_tiny_budget(tmp_path, monkeypatch):
     """Tiny data, one epoch, one seed: train (no evaluation), then rerun: finished runs are kept,
     each (recipe, test set) gets a schema-valid result file, and the table is printed."""

@@ -66,10 +66,22 @@ class Verdict:
     numbers: str
 
 
+def _close_calls(s: Scores, task: str, metric: str, pairs: list[tuple[str, str]]) -> str:
+    """" (within one seed sd: A vs B)" for the compared pairs whose means differ by less than the
+    larger seed sd of the two: the order of their means is not settled by the seeds run so far."""
+    close = []
+    for a, b in pairs:
+        (ma, sa), (mb, sb) = s.stat(a, task, metric), s.stat(b, task, metric)
+        if abs(ma - mb) < max(sa, sb):
+            close.append(f"{NAMES[a]} vs {NAMES[b]}")
+    return f" (within one seed sd: {', '.join(close)})" if close else ""
+
+
 def _below(s: Scores, task: str, metric: str, better: str, *others: str) -> tuple[bool, str]:
     """``better`` has a lower ``metric`` than each of ``others``."""
     holds = all(s(better, task, metric) < s(o, task, metric) for o in others)
-    return holds, f"{metric}: " + ", ".join(s.show(m, task, metric) for m in (better, *others))
+    return holds, (f"{metric}: " + ", ".join(s.show(m, task, metric) for m in (better, *others))
+                   + _close_calls(s, task, metric, [(better, o) for o in others]))
 
 
 def _chain(s: Scores, task: str, metric: str, *order: str) -> tuple[bool, str]:
@@ -80,7 +92,7 @@ def _chain(s: Scores, task: str, metric: str, *order: str) -> tuple[bool, str]:
     text = s.show(order[0], task, metric)
     for (a, b), m in zip(zip(values, values[1:]), order[1:]):
         text += f" {'<' if a < b else '>='} {s.show(m, task, metric)}"
-    return holds, f"{metric}: {text}"
+    return holds, f"{metric}: {text}" + _close_calls(s, task, metric, list(zip(order, order[1:])))
 
 
 def _both(*parts: tuple[bool, str]) -> tuple[bool, str]:
