@@ -11,6 +11,9 @@ A final table puts our figures beside the paper's and judges the paper's claims 
 runs that still need training, a run that hits its share stops resumably (rerun the command to
 continue it) and is marked "shortened" in the results and the table. Figures from shortened runs
 or from the quick/tiny presets are not reproductions of the paper.
+
+``--from-board BOARD`` judges the claims from committed result files instead of runs, and
+``--check-against BOARD`` holds fresh results against the committed ones (``repro_check.py``).
 """
 
 from __future__ import annotations
