@@ -323,6 +323,8 @@ def _demo_train(ctx: click.Context, path: Path) -> None:
 def _demo_pretrained() -> None:
     """The shipped mini-balls4 R-NEM (rnem_bench/pretrained) on 64 freshly generated mini-balls4
     test sequences: its scores, the paper's figure 2 and the rollout GIF."""
+    from rnem_bench.data.store import open_dataset
+    from rnem_bench.evaluation.evaluator import grid_ari_baselines
     from rnem_bench.evaluation.figures import show_run
     from rnem_bench.evaluation.run import evaluate_run
     from rnem_bench.pretrained import PRETRAINED, pretrained_dir
@@ -339,9 +341,6 @@ def _demo_pretrained() -> None:
     m = result["metrics"]
     click.echo(f"ARI {m['ari_mean']:.3f} (last step {m['ari_last']:.3f}), BCE / copy {m['relative_bce_last']:.3f}, "
                f"relational BCE / copy {m['relative_relational_bce_last']:.3f}")
-    from rnem_bench.data.store import open_dataset
-    from rnem_bench.evaluation.evaluator import grid_ari_baselines
-
     grids = grid_ari_baselines(open_dataset(path))
     click.echo("the same sequences cut by fixed grids, which know nothing of objects: ARI "
                + ", ".join(f"{name} {value:.3f}" for name, value in grids.items()))

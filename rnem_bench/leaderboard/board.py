@@ -114,6 +114,12 @@ GRID_ARI: dict[str, dict[str, float]] = {
 }
 
 
+def best_grid(task: str) -> tuple[str, float] | None:
+    """The pinned grid with the highest ARI on ``task`` ("3x3", 0.664), or None where none is pinned."""
+    grids = GRID_ARI.get(task)
+    return max(grids.items(), key=lambda item: item[1]) if grids else None
+
+
 def grid_ari_text(task: str) -> str | None:
     """"fixed grids (no objects) score ARI 2x2 0.666, 3x3 0.647, 4x4 0.512" for a pinned task, else None."""
     grids = GRID_ARI.get(task)

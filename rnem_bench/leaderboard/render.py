@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from rnem_bench.leaderboard.board import GRID_ARI, RANK_METRIC, entries, entry_identity, grid_ari_text
+from rnem_bench.leaderboard.board import RANK_METRIC, best_grid, entries, entry_identity, grid_ari_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -331,8 +331,9 @@ def rich_tables(board: Path, task: str | None = None, *, width: int = 80, per_se
             notes.append("no entries yet")
         if any(len(g.results) > 1 for g in groups):
             notes.append("mean ± sample std over seeds" + ("" if per_seed else "; --seeds lists each seed"))
-        if grid_ari_text(name) and groups:
-            notes.append(f"ARI reference: {grid_ari_text(name)}")
+        grids = grid_ari_text(name)
+        if grids and groups:
+            notes.append(f"ARI reference: {grids}")
         if dropped and groups:
             hidden = ", ".join(c.header for c in dropped)
             notes.append(f"not shown at width {width}: {hidden}; --format markdown has all")
@@ -356,7 +357,8 @@ def markdown(board: Path, task: str | None = None) -> str:
     for name in tasks_on_board(board, task):
         parts += [f"## {name}", ""]
         groups = task_groups(name, board)
-        reference = [f"ARI reference: {grid_ari_text(name)}.", ""] if grid_ari_text(name) else []
+        grids = grid_ari_text(name)
+        reference = [f"ARI reference: {grids}.", ""] if grids else []
         if not groups:
             parts += ["No entries yet.", ""] + reference
             continue
@@ -461,11 +463,11 @@ def _relative_plot(groups: list[Group]) -> Figure:
     return fig
 
 
-def _ari_plot(groups: list[Group], grids: dict[str, float] | None = None) -> Figure:
+def _ari_plot(groups: list[Group], floor: tuple[str, float] | None = None) -> Figure:
     fig, ax = _pyplot().subplots(figsize=(5, 3.6))
     _bars(ax, groups, [("ari_mean", "ARI (mean over steps)", "tab:green")])
-    if grids:  # the floor: a fixed grid that knows nothing of objects
-        name, value = max(grids.items(), key=lambda item: item[1])
+    if floor:  # the best fixed grid, which knows nothing of objects
+        name, value = floor
         ax.axhline(value, color="grey", lw=0.8, ls="--", label=f"fixed {name} grid (no objects)")
         ax.legend(fontsize=7)
     ax.set_ylim(min([0.0, *(v for g in groups for v in g.stat("ari_mean").values)]), 1)
@@ -500,9 +502,9 @@ def plots(groups: list[Group], task: str | None = None) -> list[Plot]:
         found.append(Plot("Relative losses", "Loss of the last predicted frame relative to copying the current "
                           f"frame (paper, figure 3). {BAR_CAPTION}", _relative_plot(groups)))
     if any(g.stat("ari_mean").values for g in groups):
-        grids = GRID_ARI.get(task or "")
-        floor = " Dashed: the best fixed grid, which knows nothing of objects." if grids else ""
-        found.append(Plot("ARI", f"ARI of the groups, mean over steps. {BAR_CAPTION}{floor}", _ari_plot(groups, grids)))
+        floor = best_grid(task or "")
+        dashed = " Dashed: the best fixed grid, which knows nothing of objects." if floor else ""
+        found.append(Plot("ARI", f"ARI of the groups, mean over steps. {BAR_CAPTION}{dashed}", _ari_plot(groups, floor)))
     curves = simulation_curves(groups)
     if curves:
         baseline = simulation_baseline(groups)

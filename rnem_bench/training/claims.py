@@ -107,13 +107,10 @@ def c1(s: Scores) -> tuple[bool, str]:
 def _grid_floor(s: Scores, task: str) -> str:
     """Where the task's grid ARIs are pinned, the best of them: the ARI a partition that knows
     nothing of objects gets (leaderboard.board.GRID_ARI); the claims' verdicts do not use it."""
-    from rnem_bench.leaderboard.board import GRID_ARI
+    from rnem_bench.leaderboard.board import best_grid
 
-    grids = GRID_ARI.get(f"{s.prefix}{task}")
-    if not grids:
-        return ""
-    name, value = max(grids.items(), key=lambda item: item[1])
-    return f"; a fixed {name} grid, which knows no objects, scores {value:.3g}"
+    best = best_grid(f"{s.prefix}{task}")
+    return "" if best is None else f"; a fixed {best[0]} grid, which knows no objects, scores {best[1]:.3g}"
 
 
 def c2(s: Scores) -> tuple[bool, str]:

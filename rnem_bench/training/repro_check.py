@@ -60,15 +60,17 @@ def check_reproduction(fresh: list[Outcome], board: list[Outcome]) -> list[Metri
     return checks
 
 
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
 def format_checks(checks: list[MetricCheck]) -> list[str]:
     """Plain lines, one per check, then a one-line summary."""
     lines = [f"{'recipe':<22} {'test':<14} {'seed':>4} {'metric':<24} {'fresh':>9} {'committed':>9} "
              f"{'|diff|':>8} {'spread':>8} {'seeds':>5}  verdict"]
     for c in checks:
-        def num(x: float | None) -> str:
-            return "—" if x is None else f"{x:.4g}"
-        lines.append(f"{c.recipe:<22} {c.task:<14} {c.seed:>4} {c.metric:<24} {num(c.fresh):>9} {num(c.committed):>9} "
-                     f"{num(c.difference):>8} {num(c.spread):>8} {len(c.board):>5}  {c.verdict}")
+        lines.append(f"{c.recipe:<22} {c.task:<14} {c.seed:>4} {c.metric:<24} {_num(c.fresh):>9} {_num(c.committed):>9} "
+                     f"{_num(c.difference):>8} {_num(c.spread):>8} {len(c.board):>5}  {c.verdict}")
     judged = [c for c in checks if c.verdict in (WITHIN, OUTSIDE)]
     inside = sum(c.verdict == WITHIN for c in judged)
     lines.append(f"reproduction: {inside} of {len(judged)} judged metrics within the seed-to-seed spread"

@@ -379,14 +379,13 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
         tier = get_task(task).tier
     if budget is not None and budget <= 0:
         raise RnemBenchError(f"--budget must be > 0 minutes, got {budget}")
-    if check_against is not None and not check_against.is_dir():
-        raise RnemBenchError(f"--check-against: no leaderboard folder at {check_against}")
+    for option, folder in (("--from-board", from_board), ("--check-against", check_against)):
+        if folder is not None and not folder.is_dir():
+            raise RnemBenchError(f"{option}: no leaderboard folder at {folder}")
     if check_against is not None and (from_board is not None or no_evaluate):
         raise RnemBenchError("--check-against compares fresh results: it cannot be combined with --from-board or --no-evaluate")
     jobs = select_jobs(task, out, models, seeds, baselines, tier, only_seeds)
     if from_board is not None:
-        if not from_board.is_dir():
-            raise RnemBenchError(f"--from-board: no leaderboard folder at {from_board}")
         outcomes = board_outcomes(jobs, from_board)
         scored = {(o.job.recipe.name, o.job.seed) for o in outcomes}
         for job in jobs:
