@@ -1,10 +1,14 @@
 """Training speed of the reference models: the reference path against the fast path, in one run.
 
 - reference: eager fp32 with the resize-then-convolve decoder (the code as first written);
-- fast: what ``rnem-bench run`` uses by default: bf16 autocast where the device does bf16
-  natively (AVX512_BF16 / AMX CPUs, Ampere+ GPUs; fp32 elsewhere), the exact phase-decomposed x2
-  decoder convolutions, channels-last convolution weights on CPU, and torch.compile of the EM
-  step on CUDA only (on CPU it measured slower than eager: ``--compile`` times it anyway).
+- fast: bf16 autocast where the device does bf16 natively (AVX512_BF16 / AMX CPUs, Ampere+ GPUs;
+  fp32 elsewhere), the exact phase-decomposed x2 decoder convolutions, channels-last convolution
+  weights on CPU, and torch.compile of the EM step on CUDA (on CPU it measured slower than eager:
+  ``--compile`` times it anyway). It is what ``rnem-bench run`` uses on CPU; on an H200 it
+  measured slower than the reference, so CUDA runs default to the reference path
+  (``rnem_bench/models/fastpath.py``);
+- ``--variants``: each part of the fast path alone too (phase decoder, bf16, compile, and on CUDA
+  CUDA graphs), to find which of them pays on the machine at hand.
 
 For each model it prints seconds per Adam update (median of interleaved reference/fast rounds,
 so that load on a shared machine hits both alike), the speed-up, the FLOPs each path executes per
@@ -17,6 +21,7 @@ forward-only rate that prediction and evaluation see.
     python benchmarks/bench_training.py --no-mini        # one R-NEM update of the paper config
     python benchmarks/bench_training.py --models rnem --rounds 5
     python benchmarks/bench_training.py --device cuda    # GPU: paper config, every model
+    python benchmarks/bench_training.py --device cuda --variants --models rnem,lstm
 
 Configs: mini = 32x32 frames, batch 32, 20 steps (the CPU tier); paper = 64x64, batch 64,
 30 steps (appendix A). K = 5 for the mixture models, 1 for rnn and lstm.
@@ -55,12 +60,22 @@ class RunPath:
     bf16: bool
     reference_decoder: bool
     compile: bool = False
+    compile_mode: str | None = None   # torch.compile mode, e.g. "reduce-overhead" (CUDA graphs)
 
 
-def paths(device: torch.device, compile_: bool) -> tuple[RunPath, RunPath]:
+def paths(device: torch.device, compile_: bool, variants: bool = False) -> list[RunPath]:
+    """The reference path first (the speed-ups are against it), then the fast path; with
+    ``variants``, each of the fast path's parts on its own too (which of them pays here)."""
     bf16 = native_bf16(device)
+    reference = RunPath("reference fp32", False, True)
     fast = RunPath("fast" + (" bf16" if bf16 else " fp32") + (" compiled" if compile_ else ""), bf16, False, compile_)
-    return RunPath("reference fp32", False, True), fast
+    if not variants:
+        return [reference, fast]
+    out = [reference, RunPath("phase fp32", False, False), RunPath("phase bf16", bf16, False),
+           RunPath("phase fp32 compiled", False, False, True), RunPath("phase bf16 compiled", bf16, False, True)]
+    if device.type == "cuda":
+        out.append(RunPath("phase bf16 cudagraph", bf16, False, True, "reduce-overhead"))
+    return out
 
 
 def sync(device: torch.device) -> None:
@@ -78,7 +93,7 @@ class Runner:
         if not path.reference_decoder:
             self.net = fast_layout(self.net, device)
         if path.compile:
-            self.net.compile_step(dynamic=False)
+            self.net.compile_step(dynamic=False, **({"mode": path.compile_mode} if path.compile_mode else {}))
         self.k = self.net.resolve_k(cfg.k)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3)
         self.gen = torch.Generator(device).manual_seed(0)
@@ -87,6 +102,8 @@ class Runner:
         self.path, self.device = path, device
 
     def update(self) -> None:
+        if self.path.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()   # a new iteration: earlier graph outputs may be reused
         loss = sequence_loss(self.net, self.frames, self.k, 0.2, self.gen, bf16=self.path.bf16)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -102,6 +119,13 @@ class Runner:
         with counter:
             fn()
         return counter.get_total_flops()
+
+
+def _or_nan(fn: Callable[[], float]) -> float:
+    try:
+        return fn()
+    except Exception:   # e.g. FlopCounterMode around a CUDA-graph replay
+        return float("nan")
 
 
 def interleaved(fns: list[Callable[[], None]], rounds: int) -> list[float]:
@@ -129,27 +153,35 @@ def matmul_rate(dtype: torch.dtype, device: torch.device, n: int = 2048, reps: i
 
 
 def bench(models: list[str], cfg_name: str, device: torch.device, rounds: int, compile_: bool,
-          forward: bool, bf16_rate: float) -> None:
+          forward: bool, bf16_rate: float, variants: bool = False) -> None:
     cfg = CONFIGS[cfg_name]
     print(f"\n== {cfg_name}: {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}, {cfg.steps} steps, "
           f"K={cfg.k} (1 for rnn/lstm); median of {rounds} interleaved rounds after 1 warm-up")
-    print(f"{'model':<11} {'path':<16} {'s/update':>9} {'speed-up':>9} {'GFLOP':>7} {'GFLOP/s':>8} "
+    print(f"{'model':<11} {'path':<21} {'s/update':>9} {'speed-up':>9} {'GFLOP':>7} {'GFLOP/s':>8} "
           f"{'% bf16 roof':>11} {'fwd seq/s':>10} {'fwd x':>6}")
     for name in models:
-        ref_path, fast_path = paths(device, compile_)
-        runners = [Runner(name, cfg, p, device) for p in (ref_path, fast_path)]
-        flops = [r.flops(r.update) for r in runners]      # also the warm-up (and compilation)
-        for r in runners:
-            r.update()
+        runners = []
+        for p in paths(device, compile_, variants):
+            try:
+                runners.append(Runner(name, cfg, p, device))
+                for _ in range(2):
+                    runners[-1].update()                  # warm-up (and compilation)
+            except Exception as e:                        # a variant this torch cannot run: say so, go on
+                runners = runners[:-1]
+                print(f"{name:<11} {p.name:<21} failed: {type(e).__name__}: {str(e).splitlines()[0][:90]}", flush=True)
+        flops = [_or_nan(lambda: r.flops(r.update)) for r in runners]
         secs = interleaved([r.update for r in runners], rounds)
-        fwd = [float("nan")] * 2
+        fwd = [float("nan")] * len(runners)
         if forward:
-            for r in runners:
-                r.forward()
-            fwd = [cfg.batch_size / s for s in interleaved([r.forward for r in runners], rounds)]
+            try:
+                for r in runners:
+                    r.forward()
+                fwd = [cfg.batch_size / s for s in interleaved([r.forward for r in runners], rounds)]
+            except Exception as e:
+                print(f"{name:<11} forward-only timing failed: {type(e).__name__}: {str(e).splitlines()[0][:90]}")
         for i, (r, s, f) in enumerate(zip(runners, secs, flops)):
             rate = f / s / 1e9
-            print(f"{name:<11} {r.path.name:<16} {s:9.3f} {secs[0] / s:8.2f}x {f / 1e9:7.1f} {rate:8.1f} "
+            print(f"{name:<11} {r.path.name:<21} {s:9.3f} {secs[0] / s:8.2f}x {f / 1e9:7.1f} {rate:8.1f} "
                   f"{100 * rate / bf16_rate:10.0f}% {fwd[i]:10.1f} {fwd[i] / fwd[0]:5.2f}x", flush=True)
 
 
@@ -162,6 +194,8 @@ def main() -> None:
     ap.add_argument("--no-mini", action="store_true", help="CPU: only the paper-config update")
     ap.add_argument("--compile", action="store_true", help="also torch.compile the fast path on CPU")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--variants", action="store_true",
+                    help="also time each part of the fast path alone (phase decoder, bf16, compile, CUDA graphs)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -179,10 +213,10 @@ def main() -> None:
     print(f"roofline (2048x2048 matmul): fp32 {fp32_rate:.0f} GFLOP/s, bf16 {bf16_rate:.0f} GFLOP/s")
     compile_ = cuda or args.compile
     if cuda:
-        bench(models, "paper", device, max(args.rounds, 10), compile_, True, bf16_rate)
+        bench(models, "paper", device, max(args.rounds, 10), compile_, True, bf16_rate, args.variants)
         return
     if not args.no_mini:
-        bench(models, "mini", device, args.rounds, compile_, True, bf16_rate)
+        bench(models, "mini", device, args.rounds, compile_, True, bf16_rate, args.variants)
     if not args.no_paper:
         bench(["rnem"], "paper", device, 1, compile_, False, bf16_rate)
 

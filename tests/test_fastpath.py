@@ -127,6 +127,16 @@ def test_bf16_default_follows_the_hardware(tmp_path):
     assert not make_config("rnem", str(path), "tiny", device="cpu", bf16=False, progress=False).bf16
 
 
+def test_cuda_defaults_to_the_path_measured_faster_there():
+    """On an H200 eager fp32 with the resize decoder beat bf16 + phase + compile (fastpath's
+    docstring); the CPU keeps the fast path. Needs no GPU: only the flags are resolved."""
+    from rnem_bench.models.fastpath import SpeedDefaults, speed_defaults
+
+    assert speed_defaults("cuda") == SpeedDefaults(bf16=False, compile=False, reference_decoder=True)
+    assert speed_defaults("cuda:1") == speed_defaults("cuda")
+    assert speed_defaults("cpu") == SpeedDefaults(bf16=native_bf16("cpu"), compile=False, reference_decoder=False)
+
+
 def test_reference_decoder_flag_reaches_the_trained_model(tmp_path):
     from rnem_bench.data.generate import generate_dataset
     from rnem_bench.recipes import Recipe

@@ -9,11 +9,21 @@ Convolutions and matmuls run in bf16; the decoder's sigmoid, the loss and the E-
 On CPU, channels-last convolution weights (and so feature maps) save oneDNN a reorder per call:
 ~10% of an R-NEM update on 32x32 frames (benchmarks/bench_training.py). The decoder follows the
 weights' layout for its first feature map too (the fc output), a further 2-5% per update.
+
+On CUDA the fast path did not pay where it was measured: on one H200 (paper config, 64x64,
+batch 64, 30 steps; benchmarks/gpu_check.sh, 2026-11-30) eager fp32 with the resize decoder took
+0.222 s per R-NEM update and bf16 + phase decoder + torch.compile 0.368 s (0.60x; LSTM 0.57x,
+RNN 0.60x, RNN-EM 0.71x). At these sizes the GPU waits on kernel launches (7 TFLOP/s, 2% of its
+bf16 matmul rate), where bf16 casts and extra kernels cost more than the FLOPs they save. So a
+CUDA run defaults to that measured faster path until the parts are measured one by one
+(``BENCH_ARGS=--variants bash benchmarks/gpu_check.sh``); ``--bf16``, ``--compile`` and
+``--phase-decoder`` opt in.
 """
 
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import ContextManager
 
 import torch
@@ -29,6 +39,22 @@ def native_bf16(device: str | torch.device) -> bool:
         checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
         return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
     return False
+
+
+@dataclass(frozen=True)
+class SpeedDefaults:
+    """What a run on a device uses unless told otherwise (see the module docstring for why)."""
+    bf16: bool
+    compile: bool
+    reference_decoder: bool
+
+
+def speed_defaults(device: str | torch.device) -> SpeedDefaults:
+    """CPU (and any non-CUDA device): bf16 where native, the phase decoder, eager.
+    CUDA: eager fp32 with the resize decoder, the faster path measured on an H200."""
+    if torch.device(device).type == "cuda":
+        return SpeedDefaults(bf16=False, compile=False, reference_decoder=True)
+    return SpeedDefaults(bf16=native_bf16(device), compile=False, reference_decoder=False)
 
 
 def autocast(device: str | torch.device, bf16: bool) -> ContextManager:

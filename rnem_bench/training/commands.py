@@ -27,9 +27,9 @@ from rnem_bench.training.config import PRESETS
 @click.option("--steps", type=int, default=None, help="Model steps per sequence (default: all; quick: 12).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on where the device does bf16 natively: Ampere+ GPUs, AVX512_BF16/AMX CPUs).")
-@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the EM step (default: on with CUDA; on CPU it is slower).")
-@click.option("--reference-decoder", is_flag=True, help="Resize-then-convolve decoder instead of its exact, faster x2 phase form (for comparison).")
+@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on with CPUs that do bf16 natively, AVX512_BF16/AMX; off on CUDA, where it measured slower).")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the EM step (default: off; it measured slower on CPU and, with bf16, on an H200).")
+@click.option("--reference-decoder/--phase-decoder", default=None, help="Resize-then-convolve decoder, or its exact x2 phase form (default: phase on CPU, where it is ~1.9x faster; resize on CUDA).")
 @click.option("--n-actions", type=int, default=None, help="Action count for datasets with actions (default: the dataset's, else 6).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run dir (default: a new runs/MODEL-TASK-kK-seedS[-PRESET][-N]).")
@@ -64,7 +64,7 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
                f"steps={config.steps} batch={config.batch_size} epochs<={config.epochs} device={config.device}"
                f"{' bf16' if config.bf16 else ' fp32'}{' compiled' if config.compile else ''}"
                f"{' reference-decoder' if config.reference_decoder else ''} -> {rundir}")
-    if bf16 is None and not config.bf16:
+    if bf16 is None and not config.bf16 and not config.device.startswith("cuda"):
         click.echo(f"note: fp32, because {config.device} does not do bf16 natively (bf16 autocast would be emulated, slower)")
     try:
         summary = train(config, rundir, resume=resume, progress=not quiet,

@@ -139,6 +139,8 @@ class Trainer:
         if self.device.type == "cuda":
             if self.env.world_size > 1:
                 self.device = torch.device("cuda", self.env.local_rank)
+            elif self.device.index is None:   # plain "cuda": set_device needs an index
+                self.device = torch.device("cuda", torch.cuda.current_device())
             torch.cuda.set_device(self.device)
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True

@@ -90,12 +90,12 @@ def make_config(
     epochs: int | None = None, batch_size: int | None = None, lr: float = 1e-3, patience: int | None = None,
     seed: int = 0, steps: int | None = None, device: str = "auto", bf16: bool | None = None,
     compile: bool | None = None, n_actions: int | None = None, progress: bool = True,
-    reference_decoder: bool = False,
+    reference_decoder: bool | None = None,
 ) -> RunConfig:
     """Resolve every default: the preset's sizes, the task's K and noise, the device's speed flags
-    (bf16 autocast where the device does bf16 natively; torch.compile on CUDA only: on CPU it
-    measured slower than eager, see benchmarks/bench_training.py)."""
-    from rnem_bench.models.fastpath import native_bf16
+    (``fastpath.speed_defaults``: on CPU bf16 where native and the phase decoder; on CUDA eager
+    fp32 with the resize decoder, which measured faster on an H200). A flag given wins."""
+    from rnem_bench.models.fastpath import speed_defaults
 
     from rnem_bench.models import MODELS, model_config
 
@@ -119,7 +119,7 @@ def make_config(
     fixed_k = model_config(model, shape[-1]).fixed_k
     k = fixed_k or (k if k is not None else (task.k_train if task else 5))  # an explicit 0 is refused below
     device = resolve_device(device)
-    on_gpu = device.startswith("cuda")
+    fast = speed_defaults(device)
     config = RunConfig(
         model=model, dataset=str(Path(ds.path).resolve()), task=task.name if task else None,
         k=k, noise=noise if noise is not None else (task.noise if task else 0.2), seed=seed,
@@ -127,8 +127,9 @@ def make_config(
         epochs=_given(epochs, p.epochs), batch_size=_given(batch_size, p.batch_size), lr=lr,
         patience=_given(patience, p.patience), train_limit=p.train_limit, valid_limit=p.valid_limit,
         use_actions=use_actions, model_options=options, device=device,
-        bf16=native_bf16(device) if bf16 is None else bf16, compile=on_gpu if compile is None else compile,
-        world_size=int(os.environ.get("WORLD_SIZE", 1)), reference_decoder=reference_decoder,
+        bf16=_given(bf16, fast.bf16), compile=_given(compile, fast.compile),
+        reference_decoder=_given(reference_decoder, fast.reference_decoder),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
     )
     config.validate()
     return config
