@@ -3,8 +3,8 @@ natively, and the memory layout of the convolution weights.
 
 bf16 pays only where the hardware multiplies in bf16: CUDA GPUs from Ampere on, and CPUs with
 AVX512_BF16 or AMX (a 2048x2048 bf16 matmul on 2 cores: ~2.5x the fp32 rate on a Zen 4, ~5.3x
-with AMX on a Xeon). Elsewhere
-autocast emulates bf16 in software and is slower than fp32, so the fast path falls back to fp32.
+with AMX on a Xeon). Elsewhere autocast emulates bf16 in software and is slower than fp32, so
+the fast path falls back to fp32.
 Convolutions and matmuls run in bf16; the decoder's sigmoid, the loss and the E-step stay fp32.
 
 On CPU, channels-last convolution weights (and so feature maps) save oneDNN a reorder per call:
