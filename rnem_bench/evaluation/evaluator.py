@@ -17,6 +17,7 @@ The metrics are plain torch: ``EvalConfig(device="cuda")`` runs them beside a GP
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -49,7 +50,9 @@ def _as_tensor(x: Any, name: str, device: str = "cpu") -> torch.Tensor:
         x = np.asarray(x)
         if x.dtype.kind not in "fub":  # float, unsigned int, bool: never strings or objects
             raise RnemBenchError(f"{name} must hold probabilities (float), got dtype {x.dtype}")
-        x = torch.from_numpy(x)
+        with warnings.catch_warnings():  # read-only arrays (loaded .npz, zarr) are fine: nothing here writes
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            x = torch.from_numpy(x)
     t = x.detach()
     if not (t.dtype.is_floating_point or t.dtype in (torch.uint8, torch.bool)):
         raise RnemBenchError(f"{name} must hold probabilities (float), got dtype {t.dtype}")
