@@ -17,7 +17,7 @@ batch 64, 30 steps; benchmarks/gpu_check.sh, 2026-11-30) eager fp32 with the res
 RNN 0.60x, RNN-EM 0.71x). At these sizes the GPU waits on kernel launches (7 TFLOP/s, 2% of its
 bf16 matmul rate), where bf16 casts and extra kernels cost more than the FLOPs they save. So a
 CUDA run defaults to that measured faster path until the parts are measured one by one
-(``BENCH_ARGS=--variants bash benchmarks/gpu_check.sh``); ``--bf16``, ``--compile`` and
+(``bash benchmarks/gpu_check.sh`` times each part alone); ``--bf16``, ``--compile`` and
 ``--phase-decoder`` opt in.
 """
 
