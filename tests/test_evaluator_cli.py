@@ -7,7 +7,9 @@ which keeps these tiny models fast on shared cores; test_leaderboard.py runs the
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,6 +69,10 @@ def test_evaluate_writes_a_valid_result_with_simulation(run_cli, rnem_run, sim_d
     assert m["n_sequences"] == 4 and m["steps"] == 20 and len(m["simulation_bce"]) == 10
     assert -1 <= m["ari_mean"] <= 1 and m["bce_last"] > 0 and m["relative_bce_last"] > 0
     assert result["task"] == "custom" and result["dataset"]["fingerprint"] == open_dataset(sim_dataset).fingerprint
+    assert f"{os.cpu_count()} cores" in result["hardware"]
+    if Path("/proc/cpuinfo").exists():   # Linux: the CPU's model is named (wall times depend on it)
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        assert model in result["hardware"]
 
 
 def test_evaluate_on_another_task_uses_its_k(run_cli, rnem_run, sim_dataset, tmp_path):

@@ -35,13 +35,26 @@ def check_schema(obj: Any, schema_name: str, what: str) -> None:
         raise RnemBenchError(f"{what}: field '{where}': {error.message}")
 
 
+def _cpu_model() -> str:
+    """The CPU's model name where the OS says it (Linux), else ''."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def hardware() -> str:
-    """What the evaluation ran on, in words."""
+    """What the evaluation ran on, in words: wall times differ ~2x between 2-core machines."""
     import torch
 
     cpu = platform.processor() or platform.machine()
+    model = _cpu_model()
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{platform.system()} {cpu}, {os.cpu_count()} cores{gpu}"
+    return f"{platform.system()} {cpu}{' ' + model if model else ''}, {os.cpu_count()} cores{gpu}"[:300]
 
 
 def make_result(
