@@ -163,11 +163,11 @@ def bench(models: list[str], cfg_name: str, device: torch.device, rounds: int, c
         runners = []
         for p in paths(device, compile_, variants):
             try:
-                runners.append(Runner(name, cfg, p, device))
+                runner = Runner(name, cfg, p, device)
                 for _ in range(2):
-                    runners[-1].update()                  # warm-up (and compilation)
+                    runner.update()                       # warm-up (and compilation)
+                runners.append(runner)
             except Exception as e:                        # a variant this torch cannot run: say so, go on
-                runners = runners[:-1]
                 print(f"{name:<11} {p.name:<21} failed: {type(e).__name__}: {str(e).splitlines()[0][:90]}", flush=True)
         flops = [_or_nan(lambda: r.flops(r.update)) for r in runners]
         secs = interleaved([r.update for r in runners], rounds)

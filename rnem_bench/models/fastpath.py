@@ -16,10 +16,9 @@ batch 64, 30 steps; benchmarks/gpu_check.sh, 2026-11-30) eager fp32 with the res
 0.222 s per R-NEM update and bf16 + phase decoder + torch.compile 0.368 s (0.60x; LSTM 0.57x,
 RNN 0.60x, RNN-EM 0.71x). At these sizes the GPU waits on kernel launches (7 TFLOP/s, 2% of its
 bf16 matmul rate), where saved FLOPs do not pay and bf16 casts add kernels (a guess until the
-parts are timed alone). So a
-CUDA run defaults to that measured faster path until the parts are measured one by one
-(``bash benchmarks/gpu_check.sh`` times each part alone); ``--bf16``, ``--compile`` and
-``--phase-decoder`` opt in.
+parts are timed alone). So a CUDA run defaults to that measured faster path until the parts are
+measured one by one (``bash benchmarks/gpu_check.sh`` times each part alone); ``--bf16``,
+``--compile`` and ``--phase-decoder`` opt in.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ class RunConfig:
     model_options: dict[str, Any] = field(default_factory=dict)  # NEMConfig overrides, e.g. n_actions
     device: str = "cpu"                 # "cpu", "cuda", "cuda:1", ...
     bf16: bool = False                  # bf16 autocast of convolutions and matmuls (native bf16 only)
-    compile: bool = False               # torch.compile the EM step (pays on CUDA, not on CPU)
+    compile: bool = False               # torch.compile the EM step (opt-in: it did not pay on CPU or an H200)
     reference_decoder: bool = False     # resize-then-convolve decoder instead of the exact x2 phase form
     world_size: int = 1                 # DDP processes (torchrun); batch_size is per process
 
