@@ -139,7 +139,8 @@ def c5(s: Scores) -> tuple[bool, str]:
     rnem4, noatt4 = s("rnem-k5", "balls4", "relative_bce"), s("rnem-noatt", "balls4", "relative_bce")
     as_good = noatt4 <= rnem4 * (1 + AS_GOOD)
     text = (f"4 balls relative_bce: {s.show('rnem-noatt', 'balls4', 'relative_bce')} vs "
-            f"{s.show('rnem-k5', 'balls4', 'relative_bce')} (as good: within {AS_GOOD:.0%})")
+            f"{s.show('rnem-k5', 'balls4', 'relative_bce')} (no-att {noatt4 / rnem4 - 1:+.1%}; as good means "
+            f"at most +{AS_GOOD:.0%})" + _close_calls(s, "balls4", "relative_bce", [("rnem-noatt", "rnem-k5")]))
     return _both((as_good, text), _below(s, "balls678", "relative_bce", "rnem-k5", "rnem-noatt"))
 
 
