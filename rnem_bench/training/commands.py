@@ -27,7 +27,7 @@ from rnem_bench.training.config import PRESETS
 @click.option("--steps", type=int, default=None, help="Model steps per sequence (default: all; quick: 12).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on with CPUs that do bf16 natively, AVX512_BF16/AMX; off on CUDA, where it measured slower).")
+@click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on with CPUs that do bf16 natively, AVX512_BF16/AMX; off on CUDA, where the fast path measured slower on an H200).")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the EM step (default: off; it measured slower on CPU and, with bf16, on an H200).")
 @click.option("--reference-decoder/--phase-decoder", default=None, help="Resize-then-convolve decoder, or its exact x2 phase form (default: phase on CPU, where it is ~1.9x faster; resize on CUDA).")
 @click.option("--n-actions", type=int, default=None, help="Action count for datasets with actions (default: the dataset's, else 6).")
