@@ -2,11 +2,11 @@
 # One short, prepared GPU check for a lent CUDA machine (~7 minutes on one H200; give the call 9):
 #   1. the GPU-only tests (pytest -m gpu: bf16 and compiled EM step on CUDA, DQN buffer, evaluator);
 #   2. the paper-tier pipeline at 64x64 end to end on a small balls4 set: generate (all cores),
-#      train R-NEM K=5 with the default CUDA path (bf16 + torch.compile) for 2 epochs, evaluate;
-#   3. benchmarks/bench_training.py --device cuda --variants: the reference path, the fast path and
-#      each of its parts alone per model (the H200's one run showed bf16 + phase + compile slower than
-#      eager fp32; which part costs is what this measures; BENCH_ARGS= for the two paths only)
-#      (paper config: 64x64, batch 64, 30 steps), cut by a time limit if compilation is slow.
+#      train R-NEM K=5 with the CUDA defaults (eager fp32, resize decoder) for 2 epochs, evaluate;
+#   3. benchmarks/bench_training.py --device cuda --variants (paper config: 64x64, batch 64, 30 steps):
+#      the reference path, the fast path and each of its parts alone per model, cut by a time limit
+#      if compilation is slow. The H200's one run showed bf16 + phase + compile slower than eager
+#      fp32; which part costs is what this measures (BENCH_ARGS= for the two paths only).
 # Each step has its own time limit, so a slow one cannot starve the rest; everything is logged to
 # $OUT/log.txt (OUT defaults to ./gpu-out), the training run's config, log and scores to $OUT/rnem-run.
 #
@@ -58,7 +58,7 @@ step train "${T_TRAIN:-150}" "${RNEM[@]}" run rnem --dataset "$DATA" --epochs "$
 step evaluate 60 "${RNEM[@]}" evaluate "$OUT/rnem-run" --dataset "$DATA" --device "${EVAL_DEVICE:-cuda}" --out "$OUT/rnem-run/eval.json"
 find "$OUT/rnem-run" -type f ! -name config.json ! -name log.jsonl ! -name eval.json -delete  # config, log, scores come back
 
-step bench "${T_BENCH:-170}" "$PY" "$REPO/benchmarks/bench_training.py" --device cuda --rounds 10 \
+TAIL=0 step bench "${T_BENCH:-170}" "$PY" "$REPO/benchmarks/bench_training.py" --device cuda --rounds 10 \
   --models "${MODELS:-rnem,lstm,rnn,rnem-noatt,rnn-em}" ${BENCH_ARGS---variants}
-cat "$WORK/bench.log"
+cat "$WORK/bench.log"   # the whole table last (the step printed no tail of it)
 cat "$WORK/summary.txt"
