@@ -129,7 +129,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny32, tmp_path):
 
 def test_early_stopping_on_validation_loss(tiny32, tmp_path, monkeypatch):
     losses = iter([5.0, 4.0, 4.5, 4.2, 3.0, 2.0])
-    monkeypatch.setattr(Trainer, "valid_loss", lambda self: next(losses))
+    monkeypatch.setattr(Trainer, "validate", lambda self: {"valid_loss": next(losses)})
     summary = train(tiny_config(tiny32, model="rnn", epochs=10, patience=2), tmp_path / "run", progress=False)
     assert summary["stop_reason"] == "early_stopping"
     assert summary["epochs"] == 4 and summary["best_epoch"] == 2 and summary["best_valid_loss"] == 4.0

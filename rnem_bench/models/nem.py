@@ -31,6 +31,7 @@ from torch import nn
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.models.cells import CELLS
 from rnem_bench.models.convnets import ConvNetConfig, Decoder, Encoder
+from rnem_bench.models.init import INITS, initialise_
 from rnem_bench.models.interaction import ActionEmbedding, Independent, Relational
 
 EPS = 1e-6  # clipping of psi in the loss, and the floor of p in the E-step (original code)
@@ -48,6 +49,7 @@ class NEMConfig:
     n_actions: int = 0                 # > 0: embed the agent's action (invaders: 6)
     action_size: int = 10
     fixed_k: int | None = None         # 1 for the plain recurrent baselines (RNN, LSTM)
+    init: str = "original"             # "original": TF-slim's glorot/zeros (init.py); "pytorch": its defaults
 
     def validate(self) -> None:
         if self.image_size < 8:
@@ -56,6 +58,8 @@ class NEMConfig:
             raise RnemBenchError(f"unknown cell '{self.cell}' (known: {', '.join(CELLS)})")
         if self.interaction not in ("independent", "relational"):
             raise RnemBenchError(f"unknown interaction '{self.interaction}' (independent or relational)")
+        if self.init not in INITS:
+            raise RnemBenchError(f"unknown init '{self.init}' (known: {', '.join(INITS)})")
         if self.hidden < 1 or self.n_actions < 0:
             raise RnemBenchError("hidden must be >= 1 and n_actions >= 0")
 
@@ -122,6 +126,7 @@ class NEM(nn.Module):
             self.upsilon = Independent(theta_in)
         self.cell = CELLS[config.cell](conv.fc, self.upsilon.out_size, config.hidden)
         self.decoder = Decoder(conv, config.hidden)
+        initialise_(self, config.init)
         self._step_fn = self.step
 
     # --- properties the harness and evaluator read

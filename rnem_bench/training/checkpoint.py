@@ -104,7 +104,7 @@ def load_run(rundir: str | Path, which: str = "best", device: str | torch.device
         raise RnemBenchError(f"run dir not found: {rundir}")
     config = RunConfig.load(rundir / CONFIG)
     state = read_checkpoint(rundir / (BEST if which == "best" else LAST))
-    model = build_model(config.model, config.image_size, **config.model_options)
+    model = build_model(config.model, config.image_size, init=config.init, **config.model_options)
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError, TypeError, IndexError, AttributeError) as err:  # foreign or malformed file

@@ -30,6 +30,8 @@ from rnem_bench.training.config import PRESETS
 @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on with CPUs that do bf16 natively, AVX512_BF16/AMX; off on CUDA, where the fast path measured slower on an H200).")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the EM step (default: off; it measured slower on CPU and, with bf16, on an H200).")
 @click.option("--reference-decoder/--phase-decoder", default=None, help="Resize-then-convolve decoder, or its exact x2 phase form (default: phase on CPU, where it is ~1.9x faster; resize on CUDA).")
+@click.option("--init", type=click.Choice(["original", "pytorch"]), default="original", show_default=True,
+              help="Parameter init: the original code's (glorot-uniform weights, zero biases) or PyTorch's defaults.")
 @click.option("--n-actions", type=int, default=None, help="Action count for datasets with actions (default: the dataset's, else 6).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run dir (default: a new runs/MODEL-TASK-kK-seedS[-PRESET][-N]).")
@@ -37,7 +39,7 @@ from rnem_bench.training.config import PRESETS
 @click.option("--max-minutes", type=float, default=None, help="Stop resumably between epochs once the next epoch would pass this wall time.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, steps, seed, device, bf16,
-        compile_, reference_decoder, n_actions, out, resume, max_minutes, quiet):
+        compile_, reference_decoder, init, n_actions, out, resume, max_minutes, quiet):
     """Train MODEL (rnem, rnem-noatt, rnn-em, rnn, lstm) on a task or dataset.
 
     \b
@@ -55,7 +57,7 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
     config = make_config(
         model, dataset, preset, k=k, noise=noise, epochs=epochs, batch_size=batch_size, lr=lr,
         patience=patience, seed=seed, steps=steps, device=device, bf16=bf16, compile=compile_,
-        n_actions=n_actions, progress=not quiet, reference_decoder=reference_decoder,
+        n_actions=n_actions, progress=not quiet, reference_decoder=reference_decoder, init=init,
     )
     if resume and out is None:
         raise RnemBenchError("--resume needs --out RUNDIR: the run to continue")

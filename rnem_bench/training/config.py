@@ -71,6 +71,7 @@ class RunConfig:
     compile: bool = False               # torch.compile the EM step (opt-in: it did not pay on CPU or an H200)
     reference_decoder: bool = False     # resize-then-convolve decoder instead of the exact x2 phase form
     world_size: int = 1                 # DDP processes (torchrun); batch_size is per process
+    init: str = "original"              # parameter init: the original code's ("original") or "pytorch"
 
     # Fields that may change when a run is resumed (they do not change its result).
     RESUMABLE_CHANGES = ("epochs", "patience", "device", "dataset", "world_size", "reference_decoder")
@@ -84,6 +85,7 @@ class RunConfig:
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
             (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
+            (self.init in ("original", "pytorch"), f"init must be 'original' or 'pytorch', got '{self.init}'"),
         ]
         for ok, message in checks:
             if not ok:
@@ -105,7 +107,10 @@ class RunConfig:
             ok = kinds is None or (isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds))
             if not ok and not (value is None and name in _OPTIONAL):
                 raise RnemBenchError(f"run config field '{name}' has the wrong type ({type(value).__name__})")
-        return cls(**{k: v for k, v in d.items() if k in names})
+        known = {k: v for k, v in d.items() if k in names}
+        # config.json files written before 'init' existed are runs that started from PyTorch's init
+        known.setdefault("init", "pytorch")
+        return cls(**known)
 
     def save(self, path: Path) -> None:
         from rnem_bench.training.checkpoint import atomic_write_text
@@ -133,6 +138,6 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "image_size": (int,), "steps": (int,), "dataset_fingerprint": (str,), "preset": (str,), "epochs": (int,),
     "batch_size": (int,), "lr": (int, float), "patience": (int,), "train_limit": (int,), "valid_limit": (int,),
     "use_actions": (bool,), "model_options": (dict,), "device": (str,), "bf16": (bool,), "compile": (bool,),
-    "world_size": (int,), "reference_decoder": (bool,),
+    "world_size": (int,), "reference_decoder": (bool,), "init": (str,),
 }
 _OPTIONAL = {"task", "train_limit", "valid_limit"}

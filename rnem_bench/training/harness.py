@@ -43,6 +43,7 @@ from tqdm import tqdm
 from rnem_bench.data.loader import SequenceLoader
 from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.evaluation.metrics import adjusted_rand_index, assignments
 from rnem_bench.models import build_model
 from rnem_bench.models.nem import bitflip, init_gamma
 from rnem_bench.models.fastpath import autocast, fast_layout
@@ -110,18 +111,27 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def sequence_loss(
+def sequence_outputs(
     model: torch.nn.Module, frames: torch.Tensor, k: int, noise: float, gen: torch.Generator,
-    actions: torch.Tensor | None = None, bf16: bool = False,
-) -> torch.Tensor:
-    """The training objective of one batch: frames (B, T+1, H, W) 0/1 on the model's device.
-    Inputs are frames 0..T-1 with bit-flip noise, targets the clean frames 1..T."""
+    actions: torch.Tensor | None = None, bf16: bool = False, record: bool = False,
+) -> dict[str, torch.Tensor]:
+    """The model's outputs on one batch: frames (B, T+1, H, W) 0/1 on the model's device.
+    Inputs are frames 0..T-1 with bit-flip noise, targets the clean frames 1..T. Always "loss";
+    with ``record`` also "psi" and "gamma" (B, T, K, H, W)."""
     x = frames.float()
     B, _, H, _ = x.shape
     inputs = bitflip(x[:, :-1], noise, gen)
     gamma0 = init_gamma(B, k, H, gen, device=x.device)
     with autocast(x.device, bf16):
-        return model(inputs, x[:, 1:], gamma0, actions)["loss"]
+        return model(inputs, x[:, 1:], gamma0, actions, record=record)
+
+
+def sequence_loss(
+    model: torch.nn.Module, frames: torch.Tensor, k: int, noise: float, gen: torch.Generator,
+    actions: torch.Tensor | None = None, bf16: bool = False,
+) -> torch.Tensor:
+    """The training objective of one batch (see ``sequence_outputs``)."""
+    return sequence_outputs(model, frames, k, noise, gen, actions, bf16)["loss"]
 
 
 class Trainer:
@@ -150,7 +160,7 @@ class Trainer:
         if self.ds.fingerprint != config.dataset_fingerprint:
             raise RnemBenchError(f"{config.dataset} has fingerprint {self.ds.fingerprint}, the run was made on {config.dataset_fingerprint}")
         torch.manual_seed(config.seed)
-        self.net = fast_layout(build_model(config.model, config.image_size, **config.model_options).to(self.device), self.device)
+        self.net = fast_layout(build_model(config.model, config.image_size, init=config.init, **config.model_options).to(self.device), self.device)
         self.net.decoder.use_reference(config.reference_decoder)
         self.k = self.net.resolve_k(config.k)
         if config.compile:
@@ -167,7 +177,11 @@ class Trainer:
         common = dict(arrays=arrays, batch_size=config.batch_size, seed=config.seed,
                       rank=self.env.rank, world_size=self.env.world_size)
         self.train_loader = SequenceLoader(self.ds, "train", shuffle=True, drop_last=True, limit=config.train_limit, **common)
-        self.valid_loader = SequenceLoader(self.ds, "valid", shuffle=False, drop_last=False, limit=config.valid_limit, **common)
+        # Validation also reads the true groups: the run logs its grouping (ARI) every epoch, as the
+        # original code logged its "score", so when a run leaves the symmetric plateau can be read.
+        self.track_ari = self.k > 1 and "groups" in self.ds.arrays
+        valid_arrays = {**common, "arrays": arrays + ("groups",) if self.track_ari else arrays}
+        self.valid_loader = SequenceLoader(self.ds, "valid", shuffle=False, drop_last=False, limit=config.valid_limit, **valid_arrays)
 
     # ------------------------------------------------------------------ checkpoint / resume
     def _checkpoint(self, mid_epoch: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -332,23 +346,37 @@ class Trainer:
         return f"training loss became {value} at epoch {epoch + 1}, batch {batch + 1}; run stopped ({kept}); try a lower --lr"
 
     @torch.no_grad()
-    def valid_loss(self) -> float | None:
-        """The mean validation loss; None if a stop signal cut it short (single process)."""
+    def validate(self) -> dict[str, float] | None:
+        """The mean validation loss ("valid_loss") and, for mixture models on data with true
+        groups, the ARI of argmax_k gamma averaged over steps ("valid_ari_mean") and at the last
+        step ("valid_ari_last"), as the evaluator computes them; None if a stop signal cut it short
+        (single process)."""
         self.model.eval()
+        c = self.config
         # The same noise every epoch so that losses are comparable across epochs.
-        gen = torch.Generator(self.device).manual_seed(_seed(self.config.seed, self.env.rank, 1))
+        gen = torch.Generator(self.device).manual_seed(_seed(c.seed, self.env.rank, 1))
         total, seen = 0.0, 0
+        ari = torch.zeros(c.steps, dtype=torch.float64)
         for batch in self.valid_loader:
             # Ranks may hold different numbers of validation batches: check only when alone.
             if self.env.world_size == 1 and self._stop_requested():
                 return None
-            loss, b = self._loss(batch, gen)
-            total += loss.item() * b
-            seen += b
-        total, seen = self._allreduce(total, seen)
+            x = batch["features"][:, : c.steps + 1].to(self.device, non_blocking=True)
+            actions = batch["actions"][:, : c.steps].to(self.device).long() if c.use_actions else None
+            out = sequence_outputs(self.model, x, self.k, c.noise, gen, actions, bf16=c.bf16, record=self.track_ari)
+            total += out["loss"].item() * x.shape[0]
+            seen += x.shape[0]
+            if self.track_ari:  # a step's gamma groups the frame it predicts: frame t + 1
+                groups = batch["groups"][:, 1 : c.steps + 1].to(self.device)
+                ari += adjusted_rand_index(assignments(out["gamma"]), groups).sum(0).cpu()
+        total, seen, *ari_sums = self._allreduce(total, seen, *ari.tolist())
         if not math.isfinite(total):
             raise TrainingDiverged(self._diverged_message(self.state.epoch, 0, total) + " (validation)")
-        return total / max(seen, 1)
+        scores = {"valid_loss": total / max(seen, 1)}
+        if self.track_ari:
+            per_step = [a / max(seen, 1) for a in ari_sums]
+            scores.update(valid_ari_mean=sum(per_step) / len(per_step), valid_ari_last=per_step[-1])
+        return scores
 
     # --------------------------------------------------------------------------------- fit
     def finished(self) -> bool:
@@ -379,9 +407,10 @@ class Trainer:
             if not cur.complete:
                 self._interrupt(cur)
             t_valid = time.perf_counter()
-            valid_loss = self.valid_loss()
-            if valid_loss is None:
+            scores = self.validate()
+            if scores is None:
                 self._interrupt(cur)
+            valid_loss = scores["valid_loss"]
             seconds = cur.seconds + time.perf_counter() - t_valid
             train_loss, n = self._epoch_loss(cur)
             s.epoch += 1
@@ -395,6 +424,7 @@ class Trainer:
                 "epoch": s.epoch, "train_loss": train_loss, "valid_loss": valid_loss,
                 "best_valid_loss": s.best_valid, "seconds": round(seconds, 3),
                 "train_sequences_per_s": round(n / max(cur.seconds, 1e-9), 2), "lr": c.lr,
+                "updates": s.updates, **{k: v for k, v in scores.items() if k != "valid_loss"},
             })
             if self.env.main:
                 if improved:
@@ -402,7 +432,8 @@ class Trainer:
                 ckpt.atomic_torch_save(self.rundir / ckpt.LAST, self._checkpoint())
                 ckpt.write_log(self.rundir, s.history)
                 if self.show_progress:
-                    tqdm.write(f"epoch {s.epoch}: train {train_loss:.3f}  valid {valid_loss:.3f}"
+                    ari = f"  valid ARI {scores['valid_ari_mean']:.3f}" if "valid_ari_mean" in scores else ""
+                    tqdm.write(f"epoch {s.epoch}: train {train_loss:.3f}  valid {valid_loss:.3f}{ari}"
                                f"{'  (best)' if improved else ''}  {seconds:.1f}s")
             if self.env.world_size > 1:
                 dist.barrier()

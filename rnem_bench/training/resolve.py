@@ -90,7 +90,7 @@ def make_config(
     epochs: int | None = None, batch_size: int | None = None, lr: float = 1e-3, patience: int | None = None,
     seed: int = 0, steps: int | None = None, device: str = "auto", bf16: bool | None = None,
     compile: bool | None = None, n_actions: int | None = None, progress: bool = True,
-    reference_decoder: bool | None = None,
+    reference_decoder: bool | None = None, init: str = "original",
 ) -> RunConfig:
     """Resolve every default: the preset's sizes, the task's K and noise, the device's speed flags
     (``fastpath.speed_defaults``: on CPU bf16 where native and the phase decoder; on CUDA eager
@@ -129,7 +129,7 @@ def make_config(
         use_actions=use_actions, model_options=options, device=device,
         bf16=_given(bf16, fast.bf16), compile=_given(compile, fast.compile),
         reference_decoder=_given(reference_decoder, fast.reference_decoder),
-        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)), init=init,
     )
     config.validate()
     return config
