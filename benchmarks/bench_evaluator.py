@@ -28,7 +28,7 @@ from sklearn.metrics import adjusted_rand_score
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.data.store import open_dataset
 from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
-from rnem_bench.evaluation.metrics import adjusted_rand_index
+from rnem_bench.metrics import adjusted_rand_index
 from rnem_bench.generators import balls
 from rnem_bench.models import build_model, predict
 from rnem_bench.recipes import Recipe

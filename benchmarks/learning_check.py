@@ -30,7 +30,7 @@ import torch
 
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.data.store import open_dataset
-from rnem_bench.evaluation.metrics import adjusted_rand_index, assignments
+from rnem_bench.metrics import adjusted_rand_index, assignments
 from rnem_bench.generators import balls
 from rnem_bench.models import build_model, predict
 from rnem_bench.models.fastpath import fast_layout, native_bf16

@@ -14,7 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
-from rnem_bench.evaluation.metrics import adjusted_rand_index, bce
+from rnem_bench.metrics import adjusted_rand_index, bce
 
 
 def sklearn_ari(pred: np.ndarray, true: np.ndarray) -> float:
@@ -86,7 +86,7 @@ def test_grid_ari_baseline_is_what_the_evaluator_gives_a_grid_shaped_model(tiny_
     """grid_ari_baselines averages over the same frames as a model's ari_mean: a "model" whose gamma
     is a fixed n x n grid scores exactly the baseline's n x n entry."""
     from rnem_bench.evaluation.evaluator import grid_ari_baselines
-    from rnem_bench.evaluation.metrics import grid_partition
+    from rnem_bench.metrics import grid_partition
 
     cells = grid_partition(5, 7, 3)
     assert cells.shape == (5, 7) and sorted(cells.unique().tolist()) == list(range(9))

@@ -31,7 +31,7 @@ def test_shipped_model_groups_fresh_sequences(name, tmp_path):
     """It has learned: on freshly generated sequences of its task its groupings are far from chance."""
     from rnem_bench.data.generate import generate_dataset
     from rnem_bench.data.store import open_dataset
-    from rnem_bench.evaluation.metrics import adjusted_rand_index, assignments
+    from rnem_bench.metrics import adjusted_rand_index, assignments
     from rnem_bench.models import predict
     from rnem_bench.tasks import get_task
 

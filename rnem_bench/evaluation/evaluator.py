@@ -27,7 +27,7 @@ import torch
 
 from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.evaluation.metrics import (
+from rnem_bench.metrics import (
     adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, grid_partition, mixture_prediction,
 )
 

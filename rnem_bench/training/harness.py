@@ -43,7 +43,7 @@ from tqdm import tqdm
 from rnem_bench.data.loader import SequenceLoader
 from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.evaluation.metrics import adjusted_rand_index, assignments
+from rnem_bench.metrics import adjusted_rand_index, assignments
 from rnem_bench.models import build_model
 from rnem_bench.models.nem import bitflip, init_gamma
 from rnem_bench.models.fastpath import autocast, fast_layout
