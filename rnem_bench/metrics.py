@@ -17,6 +17,16 @@ Index convention: a prediction at step t is the prediction of frame t + 1.
   knows nothing of objects, yet it scores high where few balls lie far apart (they fall in
   different cells), so it is the floor a model's ARI has to beat before it says anything about
   object discovery, as the copy-frame loss is for BCE.
+- Video ARI: the same ARI with the pixels of several frames of one sequence taken together as one
+  clustering, so a component scores only if it keeps its object from frame to frame (a fixed grid
+  does not: a moving ball crosses cells).
+- Mean best overlap (MBO): per frame, for each true object, the best IoU of any predicted segment,
+  where a segment is every pixel assigned to its component, background included (a coarse
+  partition such as a grid cell pays for the background it holds); averaged over the objects
+  present in the frame.
+- Foreground IoU: IoU of the thresholded prediction (> 0.5) with the true binary frame, 1 when
+  both are empty: unlike BCE it does not reward hedging (a softened or blurred copy of the frame
+  lowers BCE, not IoU).
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import math
 import torch
 
 from rnem_bench.data.schema import OVERLAP
+from rnem_bench.errors import RnemBenchError
 
 EPS = 1e-6
 
@@ -75,26 +86,31 @@ def copy_frame_bce(frame: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
     return wrong.float().sum(dim=(-2, -1)).double() * WRONG_PIXEL
 
 
+def _contingency(pred: torch.Tensor, true: torch.Tensor, n_true: int) -> torch.Tensor:
+    """Contingency tables of F frames by one bincount: pred (F, P) ids in [0, n_pred), true (F, P)
+    ids in [0, n_true) -> (F, n_pred, n_true) int64 pixel counts."""
+    frames, n_pred = true.shape[0], int(pred.max().item()) + 1 if pred.numel() else 1
+    cells = n_pred * n_true
+    dtype = torch.int32 if frames * cells < 2**31 else torch.int64  # int32 halves the memory traffic
+    index = pred.to(dtype) * n_true + true.to(dtype)
+    index += torch.arange(frames, dtype=dtype, device=index.device).unsqueeze(1) * cells
+    return torch.bincount(index.view(-1), minlength=frames * cells).view(frames, n_pred, n_true)
+
+
 def adjusted_rand_index(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """ARI per frame. pred (..., H, W) integer cluster ids in [0, K); true (..., H, W) uint8 groups.
 
     Pixels whose true label is 0 (background) or 255 (overlap) are ignored. Returns float64 (...).
     Uses the pair-counting form of scikit-learn (``pair_confusion_matrix``), which is exact here.
+    The two pixel axes are one clustering: pass frames stacked along H (``video_adjusted_rand_index``)
+    and they are scored together.
     """
     lead = pred.shape[:-2]
     pixels = pred.shape[-2] * pred.shape[-1]
     # ignored pixels all get true label 0; that column of the contingency table is dropped below
     true = torch.where(true == OVERLAP, 0, true).reshape(-1, pixels)
-    frames = true.shape[0]
-    n_pred = int(pred.max().item()) + 1 if pred.numel() else 1
     n_true = int(true.max().item()) + 1 if true.numel() else 1
-    cells = n_pred * n_true
-    dtype = torch.int32 if frames * cells < 2**31 else torch.int64  # int32 halves the memory traffic
-    # contingency tables of all frames by one bincount: (F, n_pred, n_true)
-    index = pred.reshape(-1, pixels).to(dtype) * n_true + true.to(dtype)
-    index += torch.arange(frames, dtype=dtype, device=index.device).unsqueeze(1) * cells
-    table = torch.bincount(index.view(-1), minlength=frames * cells).view(frames, n_pred, n_true)
-    table = table[:, :, 1:].double()
+    table = _contingency(pred.reshape(-1, pixels), true, n_true)[:, :, 1:].double()  # (F, n_pred, objects)
     n = table.sum(dim=(1, 2))
     rows, cols = table.sum(dim=2), table.sum(dim=1)
     sum_sq = (table**2).sum(dim=(1, 2))
@@ -107,6 +123,58 @@ def adjusted_rand_index(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     perfect = (fn == 0) & (fp == 0)
     ari = torch.where(perfect, torch.ones_like(num), num / torch.where(den == 0, torch.ones_like(den), den))
     return ari.view(lead)
+
+
+def video_adjusted_rand_index(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """ARI per sequence of the pixels of all its frames taken together as ONE clustering.
+
+    pred (..., S, H, W) cluster ids, true (..., S, H, W) groups -> float64 (...). A component
+    scores only if it keeps the same object in every frame; ignored pixels as in
+    ``adjusted_rand_index`` (this is that function on the frames stacked along H).
+    """
+    if pred.dim() < 3 or pred.shape != true.shape:
+        raise RnemBenchError(f"video ARI needs pred and true of one shape (..., S, H, W), got {tuple(pred.shape)} and {tuple(true.shape)}")
+    return adjusted_rand_index(pred.flatten(-3, -2), true.flatten(-3, -2))
+
+
+def mean_best_overlap(pred: torch.Tensor, true: torch.Tensor, foreground_only: bool = False) -> torch.Tensor:
+    """Mean best overlap per frame. pred (..., H, W) segment ids in [0, K); true (..., H, W) groups.
+
+    For each true object (group id 1..n with at least one pixel in the frame) the best IoU over
+    the predicted segments, averaged over those objects. A segment is every pixel assigned to
+    it, background (0) and overlap (255) pixels included, so a segment that holds an object and
+    much background scores low; ``foreground_only`` drops the background pixels (group 0) from
+    the segments first (a variant: it forgives a coarse partition, as ARI does). Overlap pixels
+    belong to no object. Returns float64 (...), NaN for a frame without objects.
+    """
+    lead = pred.shape[:-2]
+    pixels = pred.shape[-2] * pred.shape[-1]
+    true = true.reshape(-1, pixels)
+    n_obj = int(torch.where(true == OVERLAP, 0, true).max().item()) if true.numel() else 0
+    # columns: 0 background, 1..n_obj the objects, n_obj + 1 overlap
+    true = torch.where(true == OVERLAP, n_obj + 1, true)
+    table = _contingency(pred.reshape(-1, pixels), true, n_obj + 2).double()  # (F, K, n_obj + 2)
+    inter = table[:, :, 1 : n_obj + 1]                                      # (F, K, n_obj)
+    segment = table[:, :, int(foreground_only):].sum(dim=2, keepdim=True)   # (F, K, 1)
+    obj = inter.sum(dim=1, keepdim=True)                                    # (F, 1, n_obj)
+    union = segment + obj - inter
+    best = (inter / union.clamp(min=1)).amax(dim=1)                         # (F, n_obj)
+    present = obj.squeeze(1) > 0
+    count = present.sum(dim=1)
+    mbo = torch.where(present, best, 0).sum(dim=1) / count                  # NaN where count == 0
+    return mbo.view(lead)
+
+
+def foreground_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU per frame of the predicted foreground (``pred`` > 0.5) with the true one (``target`` 1).
+
+    pred (..., H, W) probabilities, target (..., H, W) binary -> float64 (...); 1.0 where both
+    are empty (nothing to find, nothing predicted).
+    """
+    p, t = pred > 0.5, target.bool()
+    inter = _frame_sums((p & t).to(torch.int32))
+    union = _frame_sums((p | t).to(torch.int32))
+    return torch.where(union == 0, 1.0, inter / union.clamp(min=1))
 
 
 def grid_partition(height: int, width: int, n: int) -> torch.Tensor:
@@ -136,4 +204,6 @@ def assignments(gamma: torch.Tensor) -> torch.Tensor:
     return label
 
 
-__all__ = ["bce_map", "bce", "bce_and_masked", "copy_frame_bce", "adjusted_rand_index", "grid_partition", "mixture_prediction", "assignments", "EPS", "WRONG_PIXEL"]
+__all__ = ["bce_map", "bce", "bce_and_masked", "copy_frame_bce", "adjusted_rand_index", "video_adjusted_rand_index",
+           "mean_best_overlap", "foreground_iou", "grid_partition", "mixture_prediction", "assignments", "EPS",
+           "WRONG_PIXEL"]

@@ -1,4 +1,5 @@
-"""Metrics: ARI against scikit-learn, BCE against direct computation, the evaluator's invariants."""
+"""Metrics: ARI (per frame and per video) against scikit-learn, BCE, mean best overlap and
+foreground IoU against direct computation, the evaluator's invariants."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from sklearn.metrics import adjusted_rand_score
 from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
-from rnem_bench.metrics import adjusted_rand_index, bce
+from rnem_bench.metrics import (
+    adjusted_rand_index, bce, foreground_iou, mean_best_overlap, video_adjusted_rand_index,
+)
 
 
 def sklearn_ari(pred: np.ndarray, true: np.ndarray) -> float:
@@ -55,6 +58,85 @@ def test_ari_adversarial_cases(case):
         assert ours == 1.0
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 6), n_obj=st.integers(0, 6), frames=st.integers(1, 5),
+       size=st.integers(1, 8))
+def test_video_ari_equals_sklearn_on_the_concatenated_frames(seed, k, n_obj, frames, size):
+    """The video ARI of a sequence is sklearn's ARI of the kept pixels of all its frames together."""
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, n_obj + 1, (3, frames, size, size))
+    true = np.where(rng.random(true.shape) < 0.2, 255, true).astype(np.uint8)
+    pred = rng.integers(0, k, true.shape)
+    ours = video_adjusted_rand_index(torch.from_numpy(pred), torch.from_numpy(true))
+    assert ours.shape == (3,)
+    for i in range(3):
+        assert ours[i].item() == pytest.approx(sklearn_ari(pred[i].ravel(), true[i].ravel()), abs=1e-10)
+
+
+def test_video_ari_needs_a_component_to_keep_its_object():
+    """Two frames, each perfectly grouped; swapping the component ids between the frames keeps the
+    per-frame ARI at 1 and drops the video ARI; a fixed split of the image scores 1 per frame while
+    the objects stay in their halves, less once they cross."""
+    true = np.zeros((2, 4, 4), np.uint8)
+    true[:, :, :2], true[:, :, 2:] = 1, 2
+    same = np.where(true == 1, 0, 1)
+    swapped = same.copy()
+    swapped[1] = 1 - swapped[1]
+    t = torch.from_numpy(true)
+    assert adjusted_rand_index(torch.from_numpy(swapped), t).tolist() == [1.0, 1.0]
+    assert video_adjusted_rand_index(torch.from_numpy(same), t).item() == 1.0
+    assert video_adjusted_rand_index(torch.from_numpy(swapped), t).item() == pytest.approx(
+        sklearn_ari(swapped.ravel(), true.ravel()))
+    assert video_adjusted_rand_index(torch.from_numpy(swapped), t).item() < 0
+    with pytest.raises(RnemBenchError, match="one shape"):
+        video_adjusted_rand_index(torch.from_numpy(same), t[:1])
+
+
+def test_mean_best_overlap_by_hand():
+    """Object 1 is the 2x2 top-left square, object 2 the pixel (3, 0), (3, 3) is an overlap pixel.
+    Segment 1 is the top two rows (8 pixels, 4 of them object 1), segment 0 the rest."""
+    true = torch.zeros(4, 4, dtype=torch.uint8)
+    true[:2, :2], true[3, 0], true[3, 3] = 1, 2, 255
+    pred = torch.zeros(4, 4, dtype=torch.int32)
+    pred[:2] = 1
+    # object 1: best IoU 4 / 8 (segment 1); object 2: 1 / 8 (segment 0 holds it and 7 more pixels)
+    assert mean_best_overlap(pred[None], true[None]).item() == pytest.approx((4 / 8 + 1 / 8) / 2)
+    # foreground only: segment 1 shrinks to object 1 (IoU 1), segment 0 to object 2 and the overlap pixel (1 / 2)
+    assert mean_best_overlap(pred[None], true[None], foreground_only=True).item() == pytest.approx((1 + 1 / 2) / 2)
+    perfect = torch.where(true == 255, 0, true).int()  # the overlap pixel goes to the background segment 0
+    assert mean_best_overlap(perfect[None], true[None]).item() == 1.0
+    perfect[3, 3] = 2  # the overlap pixel joins object 2's segment, which it does not belong to: 1 / 2
+    assert mean_best_overlap(perfect[None], true[None]).item() == pytest.approx((4 / 4 + 1 / 2) / 2)
+    assert mean_best_overlap(pred[None], torch.zeros_like(true)[None]).isnan().item()  # no object: NaN
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 6), n_obj=st.integers(0, 5), size=st.integers(1, 8),
+       foreground_only=st.booleans())
+def test_mean_best_overlap_equals_a_loop_over_objects_and_segments(seed, k, n_obj, size, foreground_only):
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, n_obj + 1, (4, size, size))
+    true = np.where(rng.random(true.shape) < 0.2, 255, true).astype(np.uint8)
+    pred = rng.integers(0, k, true.shape)
+    ours = mean_best_overlap(torch.from_numpy(pred), torch.from_numpy(true), foreground_only).numpy()
+    for f in range(4):
+        keep = true[f] != 0 if foreground_only else np.ones_like(true[f], bool)
+        ious = [max(((pred[f] == c) & (true[f] == j)).sum() / ((pred[f] == c) & keep | (true[f] == j)).sum()
+                    for c in range(k)) for j in range(1, n_obj + 1) if (true[f] == j).any()]
+        if ious:
+            assert ours[f] == pytest.approx(np.mean(ious), abs=1e-12)
+        else:
+            assert np.isnan(ours[f])
+
+
+def test_foreground_iou_by_hand():
+    target = torch.tensor([[[1, 1], [0, 0]], [[0, 0], [0, 0]], [[0, 0], [0, 0]]], dtype=torch.uint8)
+    pred = torch.tensor([[[0.9, 0.5], [0.6, 0.0]], [[0.2, 0.0], [0.0, 0.5]], [[0.0, 0.0], [0.0, 0.7]]])
+    # frame 0: predicted {(0,0), (1,0)} (0.5 is not > 0.5), true {(0,0), (0,1)}: 1 / 3;
+    # frame 1: both empty: 1; frame 2: a predicted pixel and no true one: 0
+    assert foreground_iou(pred, target).tolist() == pytest.approx([1 / 3, 1.0, 0.0])
+
+
 def test_bce_matches_direct_computation():
     pred = torch.tensor([[[0.9, 0.2], [0.5, 1.0]]])
     target = torch.tensor([[[1, 0], [1, 0]]], dtype=torch.uint8)
@@ -80,6 +162,9 @@ def test_perfect_prediction_scores_zero_bce_and_ari_one(tiny_balls):
     assert out["ari_mean"] == pytest.approx(1.0) and out["ari_last"] == pytest.approx(1.0)
     assert out["relative_bce_last"] == 0.0 and out["relative_relational_bce_last"] == 0.0
     assert out["simulation_bce"] == [0.0] * 3
+    # the new scores: every late step (4..7) grouped perfectly, frames and simulation exact
+    assert out["late_from"] == 4 and out["ari_video"] == 1.0 and out["ari_late"] == 1.0 and out["mbo"] == 1.0
+    assert out["iou_last"] == 1.0 and out["iou_last8"] == 1.0 and out["simulation_iou"] == [1.0] * 3
 
 
 def test_grid_ari_baseline_is_what_the_evaluator_gives_a_grid_shaped_model(tiny_balls):

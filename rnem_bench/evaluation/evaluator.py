@@ -9,6 +9,13 @@ step t predicting frame t + 1:
   sim_observe + S`` made from the real frames ``0 .. sim_observe - 1`` only, the model feeding
   on its own output (default ``sim_observe`` = 10, S = 10).
 
+Scores (rnem_bench/metrics.py defines each): BCE and relational BCE of the frame prediction
+(max_k psi_k for mixtures) and their copy-current-frame baselines; foreground IoU of the same frame
+(``iou_*``); for mixtures with K > 1, ARI per frame (``ari_mean``, ``ari_last``) and, over the
+*late* steps ``sim_observe .. T-1`` (those a simulation predicts), the video ARI (``ari_video``:
+each sequence's late frames as one clustering), the per-frame ARI (``ari_late``) and the mean best
+overlap (``mbo``); per simulated step, BCE and foreground IoU of ``simulation``.
+
 T must equal the dataset's steps (frames - 1). The evaluator reads the true frames, groups and
 collision masks itself, batch by batch, so a 10,000-sequence test set never has to fit in memory;
 ``update``/``result`` is the same computation for callers that produce predictions batch by batch.
@@ -28,7 +35,8 @@ import torch
 from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.metrics import (
-    adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, grid_partition, mixture_prediction,
+    adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, foreground_iou, grid_partition,
+    mean_best_overlap, mixture_prediction, video_adjusted_rand_index,
 )
 
 
@@ -37,7 +45,7 @@ class EvalConfig:
     split: str = "test"
     batch_size: int = 64
     last: int = 10             # "mean of the last 10 steps"
-    sim_observe: int = 10      # real frames seen before a simulation
+    sim_observe: int = 10      # real frames seen before a simulation; also the first "late" step
     limit: int | None = None   # score only the first `limit` sequences (tests, quick looks)
     device: str = "cpu"        # where the metrics run: beside a GPU model, its GPU keeps them cheap
 
@@ -71,7 +79,7 @@ class Evaluator:
     """Scores predictions on a task's (or any dataset's) test split."""
 
     def __init__(self, task_or_dataset: str | Path | Dataset, config: EvalConfig = EvalConfig()):
-        from rnem_bench.data.commands import resolve_dataset_path
+        from rnem_bench.data.store import resolve_dataset_path
         from rnem_bench.tasks import TASKS
 
         if isinstance(task_or_dataset, Dataset):
@@ -97,9 +105,19 @@ class Evaluator:
         T = self.steps
         self._seen = 0
         self._k: int | None = None
+        # per step t, sums over the sequences seen
         self._sums = {name: torch.zeros(T, dtype=torch.float64, device=self.device)
-                      for name in ("bce", "base", "rbce", "rbase", "ari")}
+                      for name in ("bce", "base", "rbce", "rbase", "ari", "iou")}
+        # over the late steps: video ARI summed over sequences; MBO summed over the frames that
+        # hold an object, and the count of those frames
+        self._late = {name: torch.zeros((), dtype=torch.float64, device=self.device)
+                      for name in ("ari_video", "mbo", "mbo_frames")}
         self._sim: dict[str, torch.Tensor] | None = None
+
+    @property
+    def late_from(self) -> int | None:
+        """The first late step (``sim_observe``), or None when the sequences are too short to have any."""
+        return self.config.sim_observe if self.config.sim_observe < self.steps else None
 
     def update(self, start: int, predictions: Mapping[str, Any]) -> None:
         """Score predictions of sequences ``start : start + B`` (they must arrive in order).
@@ -133,8 +151,9 @@ class Evaluator:
             s["rbase"] += copy_frame_bce(current, target, mask).sum(0)
         else:
             s["bce"] += bce(frame, target).sum(0)
+        s["iou"] += foreground_iou(frame, target).sum(0)
         if gamma is not None and k > 1 and self.has_groups:
-            s["ari"] += adjusted_rand_index(assignments(gamma), truth["groups"][:, 1:]).sum(0)
+            self._update_grouping(assignments(gamma), truth["groups"][:, 1:])
         if sim is not None:
             self._update_simulation(sim, truth["features"])
         self._k = k
@@ -169,12 +188,34 @@ class Evaluator:
             out["ari_mean"] = out["ari_last"] = None
             out["notes"].append("ARI not reported: " + ("the dataset has no groups" if not self.has_groups
                                                           else "K=1 predictions (one component groups nothing)"))
+        out["iou_last"] = float(per["iou"][-1])
+        out[f"iou_last{last}"] = float(per["iou"][-last:].mean())
+        out["iou_per_step"] = per["iou"].tolist()
+        out.update(self._late_result(per["ari"], grouped=out["ari_mean"] is not None))
+        if out["late_from"] is None:
+            out["notes"].append(f"no late steps ({self.steps} steps, sim_observe {self.config.sim_observe}): "
+                                "ari_video, ari_late and mbo not reported")
         if self._sim is not None:
             out["sim_observe"] = self.config.sim_observe
             out["simulation_bce"] = (self._sim["model"].cpu() / n).tolist()
             out["baseline_simulation_bce"] = (self._sim["base"].cpu() / n).tolist()
+            out["simulation_iou"] = (self._sim["iou"].cpu() / n).tolist()
         else:
-            out["sim_observe"] = out["simulation_bce"] = out["baseline_simulation_bce"] = None
+            out["sim_observe"] = out["simulation_bce"] = out["baseline_simulation_bce"] = out["simulation_iou"] = None
+        return out
+
+    def _late_result(self, ari_per_step: torch.Tensor, grouped: bool) -> dict[str, Any]:
+        """``late_from`` and the late-step grouping scores: ``ari_video`` (mean over sequences of the
+        ARI of the late frames as one clustering), ``ari_late`` (mean over sequences and late steps
+        of the per-frame ARI) and ``mbo`` (mean over the late frames that hold an object, of all
+        sequences, of the per-frame mean best overlap); None where not measured."""
+        out: dict[str, Any] = {"late_from": self.late_from, "ari_video": None, "ari_late": None, "mbo": None}
+        if self.late_from is None or not grouped:
+            return out
+        late = self._late
+        out["ari_video"] = float(late["ari_video"] / self.n)
+        out["ari_late"] = float(ari_per_step[self.late_from:].mean())
+        out["mbo"] = float(late["mbo"] / late["mbo_frames"]) if late["mbo_frames"] > 0 else None
         return out
 
     # ----------------------------------------------------------------------- one call
@@ -238,14 +279,28 @@ class Evaluator:
             return mixture_prediction(psi), gamma, psi.shape[2]
         return _as_tensor(p["prediction"], "prediction", self.device), None, 1
 
+    def _update_grouping(self, labels: torch.Tensor, groups: torch.Tensor) -> None:
+        """Add a batch's grouping scores: labels = argmax_k gamma (B, T, H, W), groups = the true
+        groups of the predicted frames 1..T (B, T, H, W)."""
+        self._sums["ari"] += adjusted_rand_index(labels, groups).sum(0)
+        if self.late_from is None:
+            return
+        labels, groups = labels[:, self.late_from:], groups[:, self.late_from:]  # (B, L, H, W)
+        self._late["ari_video"] += video_adjusted_rand_index(labels, groups).sum()
+        mbo = mean_best_overlap(labels, groups)  # (B, L), NaN for frames without objects
+        found = ~mbo.isnan()
+        self._late["mbo"] += mbo[found].sum()
+        self._late["mbo_frames"] += found.sum()
+
     def _update_simulation(self, sim: torch.Tensor, features: torch.Tensor) -> None:
         obs, S = self.config.sim_observe, sim.shape[1]
         target = features[:, obs + 1 : obs + 1 + S]
         base = features[:, obs - 1 : obs]  # copy the last observed frame (broadcast over S)
         if self._sim is None:
-            self._sim = {name: torch.zeros(S, dtype=torch.float64, device=self.device) for name in ("model", "base")}
+            self._sim = {name: torch.zeros(S, dtype=torch.float64, device=self.device) for name in ("model", "base", "iou")}
         self._sim["model"] += bce(sim, target).sum(0)
         self._sim["base"] += copy_frame_bce(base, target).sum(0)
+        self._sim["iou"] += foreground_iou(sim, target).sum(0)
 
 
 PREDICTION_ARRAYS = ("psi", "gamma", "prediction", "simulation")
