@@ -26,7 +26,7 @@ import numpy as np
 
 from rnem_bench.data.schema import OVERLAP, SPLITS
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.generators import empty_chunk
+from rnem_bench.generators.chunks import empty_chunk
 from rnem_bench.generators.physics import advance
 
 

@@ -16,7 +16,8 @@ import numba as nb
 import numpy as np
 
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.generators import balls, empty_chunk
+from rnem_bench.generators import balls
+from rnem_bench.generators.chunks import empty_chunk
 
 
 @dataclass(frozen=True)

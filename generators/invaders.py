@@ -41,7 +41,7 @@ import numpy as np
 
 from rnem_bench.data.schema import SPLITS
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.generators import empty_chunk
+from rnem_bench.generators.chunks import empty_chunk
 
 MAX_STEPS = 1000
 
@@ -106,7 +106,8 @@ def pin_policy(params: Params) -> Params:
     from dataclasses import replace
 
     from rnem_bench.dqn.checkpoint import load_policy_record
-    from rnem_bench.dqn.policy import file_sha256, parse_policy
+    from rnem_bench.dqn.policy import parse_policy
+    from rnem_bench.io import file_sha256
 
     kind, path = parse_policy(params.policy)
     if kind == "random":
@@ -117,14 +118,13 @@ def pin_policy(params: Params) -> Params:
 
 def check_pinned_policy(params: Params) -> None:
     """A DQN policy file must still be the one whose hash the recipe holds."""
-    from rnem_bench.dqn.policy import file_sha256, parse_policy
+    from rnem_bench.dqn.policy import parse_policy
+    from rnem_bench.io import check_pinned
 
     kind, path = parse_policy(params.policy)
     if kind == "dqn":
-        if not path.is_file():
-            raise RnemBenchError(f"DQN checkpoint not found: {path}")
-        if file_sha256(path) != params.policy_sha256:
-            raise RnemBenchError(f"{path} changed since the recipe was made (sha256 differs); it no longer pins these weights")
+        check_pinned(path, params.policy_sha256, f"DQN checkpoint not found: {path}",
+                     f"{path} changed since the recipe was made (sha256 differs); it no longer pins these weights")
 
 
 def layout(params: Params) -> dict[str, tuple[int, ...]]:

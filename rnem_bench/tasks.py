@@ -72,6 +72,35 @@ TASKS: dict[str, Task] = {
 TIERS = ("paper", "mini")
 
 
+def canonical_tasks(recipe: Recipe) -> list[str]:
+    """The tasks whose canonical recipe is ``recipe`` (by fingerprint): a dataset made by it can
+    enter their leaderboards. Tasks whose generator cannot be imported here (ale-py) are skipped."""
+    names = []
+    for task in TASKS.values():
+        if task.generator != recipe.generator:
+            continue
+        try:
+            if task.recipe().fingerprint() == recipe.fingerprint():
+                names.append(task.name)
+        except RnemBenchError:
+            continue
+    return names
+
+
+def task_family(recipe: Recipe) -> Task | None:
+    """The trainable task whose generator and parameters made ``recipe`` (any sizes or seed): it
+    gives a custom-sized dataset its K and noise."""
+    for task in TASKS.values():
+        if task.train_task is None and task.generator == recipe.generator:
+            try:
+                canonical = task.recipe()
+            except (ImportError, RnemBenchError):  # that task's generator is not installed (e.g. ale-py missing)
+                continue
+            if canonical.identity_params() == recipe.identity_params():  # where a policy file lies does not count
+                return task
+    return None
+
+
 def get_task(name: str) -> Task:
     if name not in TASKS:
         raise RnemBenchError(f"unknown task '{name}' (known: {', '.join(TASKS)})")

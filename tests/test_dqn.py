@@ -304,7 +304,7 @@ def test_training_on_cuda_keeps_the_buffer_on_the_gpu(tmp_path):
 
 
 def test_shipped_policy_is_pinned_small_and_loads_weights_only():
-    from rnem_bench.dqn.policy import file_sha256
+    from rnem_bench.io import file_sha256
     from rnem_bench.policies import SPACEINVADERS_DQN, SPACEINVADERS_DQN_SHA256, shipped_policy
 
     path = shipped_policy()

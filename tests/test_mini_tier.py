@@ -9,7 +9,7 @@ from rnem_bench.data.generate import generate_dataset
 from rnem_bench.data.store import open_dataset
 from rnem_bench.leaderboard.board import COPY_BASELINES, GRID_ARI
 from rnem_bench.tasks import TASKS, get_task
-from rnem_bench.training.baselines import load_baselines
+from rnem_bench.reproduce.reference_runs import load_reference_runs as load_baselines
 
 MINI = [name for name, task in TASKS.items() if task.tier == "mini"]
 

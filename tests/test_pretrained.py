@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from rnem_bench.dqn.policy import file_sha256
+from rnem_bench.io import file_sha256
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.pretrained import PRETRAINED, export_run, pretrained_dir
 from rnem_bench.training.checkpoint import load_run

@@ -12,13 +12,15 @@ from click.testing import CliRunner
 
 from rnem_bench.cli import cli
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.training.baselines import BASELINES_DIR, BaselineRun, load_baselines, recipes_for
-from rnem_bench.training.claims import check_claims
-from rnem_bench.training.reproduce import Job, Outcome, aggregate, print_table, select_jobs, write_summary
+from rnem_bench.reproduce.claims import check_claims
+from rnem_bench.reproduce.jobs import Job, select_jobs
+from rnem_bench.reproduce.reference_runs import BASELINES_DIR, ReferenceRun, load_reference_runs, runs_for
+from rnem_bench.reproduce.report import aggregate, print_table, write_summary
+from rnem_bench.reproduce.scoring import Outcome
 
 
 def test_baselines_cover_the_papers_comparison():
-    recipes = {name: r for name, r in load_baselines().items() if not name.startswith("mini-")}
+    recipes = {name: r for name, r in load_reference_runs().items() if not name.startswith("mini-")}
     assert {(r.model, r.task, r.k) for r in recipes.values()} == {
         ("rnem", "balls4", 5), ("rnem", "balls4", 8), ("rnem-noatt", "balls4", 5), ("rnn-em", "balls4", 5),
         ("rnn", "balls4", 1), ("lstm", "balls4", 1), ("rnem", "curtain", 5), ("rnn", "curtain", 1),
@@ -30,35 +32,35 @@ def test_baselines_cover_the_papers_comparison():
     inv = recipes["invaders-rnem"]
     assert inv.noise == 0.02 and inv.n_actions == 6
     assert recipes["curtain-rnem"].paper["curtain"] == {"bce": 46.22, "relational_bce": 2.33}
-    assert {r.name for r in recipes_for("balls678", recipes)} == {r.name for r in recipes.values() if r.task == "balls4"}
+    assert {r.name for r in runs_for("balls678", recipes)} == {r.name for r in recipes.values() if r.task == "balls4"}
 
 
 def test_bad_recipe_files_are_refused(tmp_path):
     (tmp_path / "x.toml").write_text('model = "rnem"\ntask = "balls4"\nk = 5\nnoise = 0.2\nepochs_cap = 3\n')
     with pytest.raises(RnemBenchError, match="unknown field.*epochs_cap"):
-        load_baselines(tmp_path)
+        load_reference_runs(tmp_path)
     (tmp_path / "x.toml").write_text('model = "rnem"\ntask = "balls9"\nk = 5\nnoise = 0.2\n')
     with pytest.raises(RnemBenchError, match="unknown task 'balls9'"):
-        load_baselines(tmp_path)
+        load_reference_runs(tmp_path)
     with pytest.raises(RnemBenchError, match=r"--models: gru"):
         select_jobs("balls4", tmp_path, "gru", 1, BASELINES_DIR)
 
 
 def test_only_seeds_picks_the_seeds_not_yet_run(tmp_path):
     jobs = select_jobs(None, tmp_path, "mini-balls4-rnem-k5,mini-balls4-rnn", None, BASELINES_DIR, "mini", (1, 2))
-    assert [(j.recipe.name, j.seed) for j in jobs] == [("mini-balls4-rnem-k5", 1), ("mini-balls4-rnem-k5", 2)]
+    assert [(j.run.name, j.seed) for j in jobs] == [("mini-balls4-rnem-k5", 1), ("mini-balls4-rnem-k5", 2)]
     assert jobs[0].rundir == tmp_path / "mini-balls4-rnem-k5" / "seed1"
-    with pytest.raises(RnemBenchError, match=r"--seed 7: no chosen recipe lists that seed"):
+    with pytest.raises(RnemBenchError, match=r"--seed 7: no chosen reference run lists that seed"):
         select_jobs(None, tmp_path, "mini-balls4-rnn", None, BASELINES_DIR, "mini", (7,))
 
 
-def _outcome(recipe: BaselineRun, task: str, seed: int, full: bool = True, **metrics) -> Outcome:
+def _outcome(recipe: ReferenceRun, task: str, seed: int, full: bool = True, **metrics) -> Outcome:
     job = Job(recipe, seed, Path("runs") / recipe.name / f"seed{seed}")
     return Outcome(job, task, recipe.k, metrics, Path("r.json"), full)
 
 
 def test_table_and_claims_from_scored_runs(tmp_path, capsys):
-    recipes = load_baselines()
+    recipes = load_reference_runs()
     outcomes = [
         _outcome(recipes["balls4-rnem-k5"], "balls4", 0, ari=0.78, relative_bce=0.30),
         _outcome(recipes["balls4-rnem-k5"], "balls4", 1, ari=0.82, relative_bce=0.34),
@@ -85,7 +87,7 @@ def test_table_and_claims_from_scored_runs(tmp_path, capsys):
 def _tier_rows(**overrides) -> dict:
     """Aggregated mini-tier rows in which every claim of the paper holds; ``overrides`` changes
     one metric: ``{"balls4-lstm/balls678/relative_bce": 0.5}``."""
-    recipes = load_baselines()
+    recipes = load_reference_runs()
     table = {  # (model, test task) -> metrics
         ("rnem-k5", "balls4"): dict(ari=0.8, bce=100, relational_bce=10, relative_bce=0.4, simulation_bce=50),
         ("rnem-k8", "balls4"): dict(ari=0.85, bce=101, relational_bce=9, relative_bce=0.41),
@@ -144,7 +146,7 @@ def test_the_papers_claims_on_the_mini_tier():
 def test_claims_flag_orders_the_seeds_do_not_settle():
     """A pair whose means differ by less than the larger seed sd is named: the verdict follows the
     means, the text says the seeds do not settle that pair."""
-    recipes = load_baselines()
+    recipes = load_reference_runs()
     rows = _tier_rows()
     two_seeds = aggregate([_outcome(recipes["mini-balls4-rnem-k5"], "mini-balls4", s, simulation_bce=v) for s, v in ((0, 40), (1, 80))])
     rows[("mini-balls4-rnem-k5", "mini-balls4")]["stats"]["simulation_bce"] = two_seeds[("mini-balls4-rnem-k5", "mini-balls4")]["stats"]["simulation_bce"]
@@ -201,7 +203,7 @@ def test_publish_submits_once_and_keeps_the_runs_config_and_log(tmp_path):
     from test_leaderboard import valid_result
 
     from rnem_bench.leaderboard.board import entries
-    from rnem_bench.training.reproduce import publish
+    from rnem_bench.reproduce.scoring import publish
 
     rundir = tmp_path / "run"
     rundir.mkdir()
@@ -266,7 +268,7 @@ def test_claims_can_be_judged_from_the_committed_board(tmp_path):
     import json
     import shutil
 
-    from rnem_bench.training.reproduce import board_outcomes
+    from rnem_bench.reproduce.scoring import board_outcomes
 
     committed = Path(__file__).resolve().parents[1] / "leaderboards" / "mini-balls4"
     entry = next(committed.glob("rnem-k5-seed0-*.json"))
@@ -278,16 +280,16 @@ def test_claims_can_be_judged_from_the_committed_board(tmp_path):
 
     jobs = select_jobs(None, tmp_path, "mini-balls4-rnem-k5", None, BASELINES_DIR, "mini")
     outcomes = board_outcomes(jobs, tmp_path)
-    assert [(o.job.recipe.name, o.job.seed, o.task, o.k) for o in outcomes] == [("mini-balls4-rnem-k5", 0, "mini-balls4", 5)]
+    assert [(o.job.run.name, o.job.seed, o.task, o.k) for o in outcomes] == [("mini-balls4-rnem-k5", 0, "mini-balls4", 5)]
     assert outcomes[0].metrics["ari"] == pytest.approx(json.loads(entry.read_text())["metrics"]["ari_mean"])
 
 
 def test_reproduction_is_judged_against_the_seed_spread():
     """A rerun of seed 0 reproduces a metric when it differs from the committed seed 0 by no more
     than the spread (max - min) of the committed seeds; one committed seed gives no spread."""
-    from rnem_bench.training.repro_check import NO_ENTRY, NO_SPREAD, OUTSIDE, WITHIN, check_reproduction, format_checks
+    from rnem_bench.reproduce.check import NO_ENTRY, NO_SPREAD, OUTSIDE, WITHIN, check_reproduction, format_checks
 
-    recipes = load_baselines()
+    recipes = load_reference_runs()
     rnem, lstm = recipes["mini-balls4-rnem-k5"], recipes["mini-balls4-lstm"]
     board = [_outcome(rnem, "mini-balls4", s, ari=a, bce=b) for s, a, b in ((0, 0.63, 95.0), (1, 0.60, 97.0), (2, 0.66, 96.0))]
     board.append(_outcome(lstm, "mini-balls4", 0, bce=118.0))
@@ -295,7 +297,7 @@ def test_reproduction_is_judged_against_the_seed_spread():
              _outcome(rnem, "mini-balls4", 2, ari=0.56),              # off by 0.10 > 0.06
              _outcome(lstm, "mini-balls4", 0, bce=118.2),             # one committed seed: no spread
              _outcome(lstm, "mini-balls4", 1, bce=118.2)]             # seed 1 not committed
-    got = {(c.recipe, c.seed, c.metric): c for c in check_reproduction(fresh, board)}
+    got = {(c.run, c.seed, c.metric): c for c in check_reproduction(fresh, board)}
     assert got[("mini-balls4-rnem-k5", 0, "ari")].verdict == WITHIN
     assert got[("mini-balls4-rnem-k5", 0, "ari")].spread == pytest.approx(0.06)
     assert got[("mini-balls4-rnem-k5", 0, "bce")].verdict == WITHIN

@@ -20,7 +20,9 @@ import zarr.codecs
 from rnem_bench import __version__
 from rnem_bench.data.schema import ARRAYS, CRC_ARRAY, DONE_ARRAY, FORMAT_VERSION, SPLITS
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.paths import data_dir, task_dataset_path
 from rnem_bench.recipes import Recipe
+from rnem_bench.tasks import TASKS
 
 # Chosen by benchmarks/bench_storage.py: frames and label images are mostly zeros. Bit-shuffled
 # zstd level 3 shrinks them ~40x and decodes fastest among the strong codecs (~1.3 GB/s per core,
@@ -292,3 +294,18 @@ def open_dataset(path: str | Path, require_complete: bool = True) -> Dataset:
     if require_complete and not ds.complete:
         raise RnemBenchError(f"{path} is incomplete (generation was interrupted); rerun the same generate command to finish it")
     return ds
+
+
+def resolve_dataset_path(name_or_path: str) -> Path:
+    """A path to a dataset, or a task name whose canonical dataset lives in the data dir."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    if name_or_path in TASKS:
+        canonical = task_dataset_path(name_or_path)
+        if canonical.exists():
+            return canonical
+        raise RnemBenchError(
+            f"task '{name_or_path}' has no dataset in {data_dir()} yet; run `rnem-bench generate --task {name_or_path}`"
+        )
+    raise RnemBenchError(f"dataset not found: {name_or_path} (neither a path nor a task name)")

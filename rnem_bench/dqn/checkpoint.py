@@ -107,7 +107,7 @@ def export_policy(src: str | Path, dst: str | Path, half: bool = True) -> dict[s
     record["state_dict"] = {k: v.to(dtype).contiguous() for k, v in record["state_dict"].items()}
     if not all(torch.isfinite(v).all() for v in record["state_dict"].values()):
         raise RnemBenchError(f"{src}: weights overflow fp16; export with half=False")
-    from rnem_bench.training.checkpoint import atomic_torch_save
+    from rnem_bench.io import atomic_torch_save
 
     atomic_torch_save(Path(dst), record)
     return record

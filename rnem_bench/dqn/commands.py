@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from rnem_bench.data.commands import custom_recipe, generation_options, run_generation
+from rnem_bench.data.cli_options import custom_recipe, generation_options, run_generation
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.signals import Interrupted, resume_command
 

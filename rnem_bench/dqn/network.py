@@ -22,7 +22,7 @@ from rnem_bench.dqn.ale import FRAME_STACK, SCREEN_SIZE
 
 def torch_device(name: str) -> torch.device:
     """``--device`` as a torch.device, by the rules ``rnem-bench run`` uses; unknown or absent: one line."""
-    from rnem_bench.training.resolve import resolve_device
+    from rnem_bench.device import resolve_device
 
     return torch.device(resolve_device(name))
 

@@ -6,7 +6,6 @@ spawned worker starts seconds sooner), and recipes parse policy specs without ei
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -14,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.io import file_sha256  # noqa: F401  (its old home: re-exported)
 
 
 class Policy(Protocol):
@@ -38,14 +38,6 @@ def parse_policy(spec: str) -> tuple[str, Path | None]:
     if spec.startswith("dqn:") and len(spec) > 4:
         return "dqn", Path(spec[4:]).expanduser()
     raise RnemBenchError(f"--policy must be 'random' or 'dqn:PATH', got '{spec}'")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def make_policy(spec: str, game: str, n_actions: int, epsilon: float = 0.05, device: str = "cpu") -> Policy:

@@ -31,7 +31,6 @@ flight and writes train.pt and policy.pt first (exit status 130 / 143), so ``--r
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, fields
@@ -49,7 +48,7 @@ from rnem_bench.dqn.checkpoint import TRAIN_FORMAT, policy_dict
 from rnem_bench.dqn.replay import ReplayBuffer
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.signals import Interrupted, signal_name, stop_on_signals
-from rnem_bench.training.checkpoint import atomic_torch_save, atomic_write_text, read_checkpoint
+from rnem_bench.io import atomic_torch_save, atomic_write_text, read_checkpoint, read_jsonl
 
 CONFIG, LOG, TRAIN, POLICY = "config.json", "log.jsonl", "train.pt", "policy.pt"
 
@@ -345,10 +344,5 @@ def train_dqn(config: DQNConfig, out: str | Path, resume: bool = False, max_minu
 
 
 def read_log(out: str | Path) -> list[dict[str, Any]]:
-    path = Path(out) / LOG
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
-def mean_return(log: list[dict[str, Any]], last: int = 100) -> float:
-    returns = [e["return"] for e in log[-last:]]
-    return float(np.mean(returns)) if returns else math.nan
+    """The run's log.jsonl: one dict per finished episode."""
+    return read_jsonl(Path(out) / LOG)

@@ -18,6 +18,7 @@ import jsonschema
 from rnem_bench import __version__
 from rnem_bench.data.store import Dataset
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.tasks import canonical_tasks
 
 
 @lru_cache(maxsize=None)
@@ -90,17 +91,7 @@ def make_result(
 
 def canonical_task_of(ds: Dataset) -> str | None:
     """The task whose canonical recipe produced ``ds``, if any."""
-    from rnem_bench.tasks import TASKS
-
-    for task in TASKS.values():
-        if task.generator != ds.recipe.generator:
-            continue
-        try:
-            if task.recipe().fingerprint() == ds.fingerprint:
-                return task.name
-        except RnemBenchError:
-            continue
-    return None
+    return next(iter(canonical_tasks(ds.recipe)), None)
 
 
 def write_result(result: dict[str, Any], path: str | Path) -> Path:

@@ -27,7 +27,7 @@ def evaluate_run(
     (default: the task's canonical dataset, else the run's dataset); ``k``: components at test
     time (default: the task's ``k_eval``, e.g. 8 for balls678, else the run's K).
     """
-    from rnem_bench.data.commands import resolve_dataset_path
+    from rnem_bench.data.store import resolve_dataset_path
     from rnem_bench.data.store import open_dataset
     from rnem_bench.tasks import get_task
     from rnem_bench.training.checkpoint import load_run, read_summary

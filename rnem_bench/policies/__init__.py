@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rnem_bench.errors import RnemBenchError
+from rnem_bench.io import check_pinned
 
 ROOT = Path(__file__).resolve().parent
 
@@ -21,10 +21,4 @@ SPACEINVADERS_DQN_SHA256 = "fc3055630413f904050946edc4958c2bd9e4e49c392c61a25c36
 
 def shipped_policy(path: Path = SPACEINVADERS_DQN, sha256: str = SPACEINVADERS_DQN_SHA256) -> Path:
     """The shipped policy file, after checking it against its pinned hash."""
-    from rnem_bench.dqn.policy import file_sha256
-
-    if not path.is_file():
-        raise RnemBenchError(f"the shipped policy {path} is missing (a damaged install?)")
-    if file_sha256(path) != sha256:
-        raise RnemBenchError(f"{path} does not match its pinned sha256: the file was changed or damaged")
-    return path
+    return check_pinned(path, sha256, f"the shipped policy {path} is missing (a damaged install?)")

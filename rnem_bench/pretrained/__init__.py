@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from rnem_bench.dqn.policy import file_sha256
+from rnem_bench.io import check_pinned, file_sha256
 from rnem_bench.errors import RnemBenchError
 
 ROOT = Path(__file__).resolve().parent
@@ -45,10 +45,7 @@ def pretrained_dir(name: str) -> Path:
         raise RnemBenchError(f"no shipped model '{name}' (shipped: {', '.join(PRETRAINED) or 'none'})")
     folder = ROOT / name
     weights = folder / "best.pt"
-    if not weights.is_file():
-        raise RnemBenchError(f"shipped model '{name}' is missing its weights ({weights})")
-    if file_sha256(weights) != PRETRAINED[name].sha256:
-        raise RnemBenchError(f"{weights} does not match its pinned sha256: the file was changed or damaged")
+    check_pinned(weights, PRETRAINED[name].sha256, f"shipped model '{name}' is missing its weights ({weights})")
     return folder
 
 
@@ -58,7 +55,8 @@ def export_run(rundir: str | Path, dst: str | Path) -> str:
     The config's dataset becomes the task name (a path on the training machine means nothing
     elsewhere), so the folder says what it was trained on and works as a RUNDIR anywhere.
     """
-    from rnem_bench.training.checkpoint import BEST, CONFIG, LOG, atomic_torch_save, read_checkpoint
+    from rnem_bench.io import atomic_torch_save, read_checkpoint
+    from rnem_bench.training.checkpoint import BEST, CONFIG, LOG
 
     rundir, dst = Path(rundir), Path(dst)
     saved = read_checkpoint(rundir / BEST)

@@ -12,69 +12,26 @@ A run dir holds::
     summary.json   written when training stops: why ("stop_reason": max_epochs, early_stopping,
                    time_limit or signal), epochs, updates, best epoch, wall time
 
-Checkpoints are read with ``torch.load(weights_only=True)``: never unpickle arbitrary objects.
+Checkpoints are read with ``torch.load(weights_only=True)``: never unpickle arbitrary objects
+(``rnem_bench.io``, re-exported here: ``atomic_write_text``, ``atomic_torch_save``, ``read_checkpoint``).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.io import atomic_torch_save, atomic_write_text, read_checkpoint, read_jsonl
 from rnem_bench.training.config import RunConfig
 
+__all__ = ["CONFIG", "LOG", "LAST", "BEST", "SUMMARY", "atomic_torch_save", "atomic_write_text", "read_checkpoint",
+           "write_log", "read_log", "read_summary", "load_run"]
+
 CONFIG, LOG, LAST, BEST, SUMMARY = "config.json", "log.jsonl", "last.pt", "best.pt", "summary.json"
-
-
-def _umask_mode() -> int:
-    """The mode open() gives a new file: mkstemp's 0600 would hide shipped policies from other users.
-
-    Read once at import: os.umask can only be read by setting it, which would race other threads.
-    """
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-FILE_MODE = _umask_mode()
-
-
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), FILE_MODE)
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file, never half
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda f: f.write(text.encode()))
-
-
-def atomic_torch_save(path: Path, obj: Any) -> None:
-    _atomic(path, lambda f: torch.save(obj, f))
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    if not Path(path).exists():
-        raise RnemBenchError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated or foreign file: one line, not a traceback
-        raise RnemBenchError(f"cannot read checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
 
 
 def write_log(rundir: Path, history: list[dict[str, Any]]) -> None:
@@ -82,10 +39,8 @@ def write_log(rundir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def read_log(rundir: Path) -> list[dict[str, Any]]:
-    path = Path(rundir) / LOG
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The run's log.jsonl: one dict per finished epoch ([] before the first)."""
+    return read_jsonl(Path(rundir) / LOG)
 
 
 def read_summary(rundir: Path) -> dict[str, Any] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -81,7 +80,6 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
 
 
 if __name__ == "__main__":  # `torchrun -m rnem_bench.training.commands MODEL ...` also works
-    from rnem_bench.cli import main as _cli_main
+    from rnem_bench.cli_tools import run_command
 
-    sys.argv.insert(1, "run")
-    _cli_main()
+    run_command(run, prog_name="rnem-bench run")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.io import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,6 @@ class RunConfig:
         return cls(**known)
 
     def save(self, path: Path) -> None:
-        from rnem_bench.training.checkpoint import atomic_write_text
-
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod

@@ -7,12 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from rnem_bench.data.store import Dataset, open_dataset
+from rnem_bench.device import resolve_device
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.paths import data_dir, task_dataset_path
-from rnem_bench.tasks import TASKS, Task, get_task
+from rnem_bench.tasks import TASKS, Task, get_task, task_family
 from rnem_bench.training.config import Preset, RunConfig, get_preset
 
 DEFAULT_N_ACTIONS = 6  # SpaceInvaders' minimal action set
@@ -37,34 +36,7 @@ def task_dataset(task: Task, preset: Preset, progress: bool = True) -> Path:
 
 def task_of(ds: Dataset) -> Task | None:
     """The trainable task whose generator and parameters made this dataset (any sizes or seed)."""
-    recipe = ds.recipe
-    for task in TASKS.values():
-        if task.train_task is None and task.generator == recipe.generator:
-            try:
-                canonical = task.recipe()
-            except ImportError:  # that task's generator is not installed (e.g. ale-py missing)
-                continue
-            if canonical.identity_params() == recipe.identity_params():  # where a policy file lies does not count
-                return task
-    return None
-
-
-def resolve_device(device: str) -> str:
-    """``--device`` (auto, cpu, cuda, cuda:N) checked against this machine; one line when it cannot be."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        parsed = None
-    if parsed is None or parsed.type not in ("cpu", "cuda"):
-        raise RnemBenchError(f"--device must be auto, cpu or cuda[:N], got '{device}'")
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RnemBenchError(f"--device {device} was asked for but no CUDA device is available")
-        if (parsed.index or 0) >= torch.cuda.device_count():
-            raise RnemBenchError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
-    return device
+    return task_family(ds.recipe)
 
 
 def dataset_for(name_or_path: str, preset: Preset, progress: bool = True) -> tuple[Dataset, Task | None]:
