@@ -14,7 +14,7 @@ from conftest import run_cli
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.evaluation.evaluator import EvalConfig
 from rnem_bench.leaderboard.board import COPY_BASELINES, entries, submit
-from rnem_bench.leaderboard.render import html_page, markdown, write_pages
+from rnem_bench.leaderboard.pages import html_page, markdown, write_pages
 from rnem_bench.tasks import get_task
 
 

@@ -14,10 +14,10 @@ from rich.console import Console
 
 from rnem_bench.leaderboard.board import RANK_METRIC
 from rnem_bench.leaderboard.commands import leaderboard
-from rnem_bench.leaderboard.render import (
-    COLUMNS, SIM_BASELINE_LABEL, group_entries, group_rows, html_page, markdown, plots, rich_tables, seed_rows,
-    simulation_baseline, simulation_curves,
-)
+from rnem_bench.leaderboard.groups import COLUMNS, group_entries, group_rows, seed_rows
+from rnem_bench.leaderboard.pages import html_page, markdown
+from rnem_bench.leaderboard.plots import SIM_BASELINE_LABEL, plots, simulation_baseline, simulation_curves
+from rnem_bench.leaderboard.terminal import rich_tables
 from test_leaderboard import valid_result
 
 LONG_NAME = "relational-neural-expectation-maximization-without-attention-v2"  # the schema allows 64
@@ -197,7 +197,8 @@ def test_mini_task_pages_show_the_grid_ari_floor():
     """On a task with pinned grid ARIs the page says what a fixed grid scores and the ARI plot draws
     the best one, so a model's ARI is read against a partition that knows nothing of objects."""
     from rnem_bench.leaderboard.board import GRID_ARI
-    from rnem_bench.leaderboard.render import markdown, task_groups
+    from rnem_bench.leaderboard.groups import task_groups
+    from rnem_bench.leaderboard.pages import markdown
 
     board = Path(__file__).resolve().parents[1] / "leaderboards"
     assert "ARI reference: fixed grids (no objects) score ARI 2x2 0.666, 3x3 0.647, 4x4 0.512." in markdown(board, "mini-balls4")

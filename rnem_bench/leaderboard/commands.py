@@ -13,7 +13,7 @@ import click
 def submit(result, board):
     """Check RESULT (schema, canonical fingerprint, ranges, duplicates) and add it to the leaderboard."""
     from rnem_bench.leaderboard.board import board_dir, submit as add_entry
-    from rnem_bench.leaderboard.render import write_pages
+    from rnem_bench.leaderboard.pages import write_pages
 
     board = board_dir(board)
     entry = add_entry(result, board)
@@ -32,7 +32,8 @@ def leaderboard(task, fmt, board, per_seed):
 
     Entries of one model that differ only in their seed share a row (mean ± sample std)."""
     from rnem_bench.leaderboard.board import board_dir
-    from rnem_bench.leaderboard.render import html_page, markdown, rich_tables, write_pages
+    from rnem_bench.leaderboard.pages import html_page, markdown, write_pages
+    from rnem_bench.leaderboard.terminal import rich_tables
 
     board = board_dir(board)
     if fmt == "table":

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from rnem_bench.leaderboard.groups import seed_stats_text
+
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
 ARI_ABOUT = 0.1  # "an ARI score of about 0.8": within 0.1
 AS_GOOD = 0.05   # "as good": relative BCE within 5%
@@ -49,7 +51,7 @@ class Scores:
     def show(self, model: str, task: str, metric: str) -> str:
         mean, sd = self.stat(model, task, metric)
         n = len(self.rows[self._key(model, task)]["seeds"])
-        return f"{NAMES[model]} {mean:.4g}" + (f" ± {sd:.2g}" if n > 1 else "")
+        return f"{NAMES[model]} {seed_stats_text(mean, sd, n, digits=4)}"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from rnem_bench.leaderboard.groups import seed_stats_text
 from rnem_bench.reproduce.claims import FAILS, HOLDS, NOT_MEASURED, check_claims
 from rnem_bench.reproduce.claims import claims_markdown as claims_md
 from rnem_bench.reproduce.jobs import Job
@@ -52,7 +53,7 @@ def print_table(rows: dict[tuple[str, str], dict[str, Any]], preset: str, tier: 
         cells = []
         for metric, _ in COLUMNS:
             ours = row["stats"].get(metric)
-            text = "—" if ours is None else (f"{ours[0]:.3g}" + (f" ± {ours[1]:.2g}" if len(row["seeds"]) > 1 else ""))
+            text = "—" if ours is None else seed_stats_text(ours[0], ours[1], len(row["seeds"]))
             if metric in paper:
                 text += f" | {paper[metric]:g}"
             cells.append(text)
