@@ -238,3 +238,61 @@ def test_actions_reach_the_model_when_the_dataset_has_them(tmp_path):
     assert model.needs_actions
     torch.manual_seed(config.seed)  # the harness's initialisation: the embedding has been trained since
     assert not torch.equal(model.actions.embed.weight, build_model("rnem", 84, n_actions=5).actions.embed.weight)
+
+
+def test_the_pace_is_told_once_after_the_first_updates(tiny32, tmp_path):
+    """``on_cost`` hears the measured seconds per update once, after a warm-up update and
+    COST_PROBE timed ones, with the epoch's update count and the epoch cap."""
+    from rnem_bench.training.harness import COST_PROBE
+
+    heard = []
+    config = tiny_config(tiny32, epochs=2, batch_size=4)  # 32 sequences / 4 = 8 updates per epoch > 1 + COST_PROBE
+    train(config, tmp_path / "run", progress=False, on_cost=heard.append)
+    assert len(heard) == 1
+    cost = heard[0]
+    assert cost.seconds_per_update > 0 and cost.updates_per_epoch == 8 and cost.epochs == 2
+    assert cost.worst_case_seconds == pytest.approx(cost.seconds_per_update * 8 * 2)
+    assert COST_PROBE + 1 <= 8
+
+
+def test_run_says_what_a_paper_tier_run_costs_on_a_cpu(capsys):
+    """The cost line: seconds per update, epoch time, the epoch cap's worst case and the CPU-tier
+    task of the same family; nothing for the CPU tier itself or on a GPU."""
+    from rnem_bench.training.commands import cost_reporter
+    from rnem_bench.training.config import RunConfig
+    from rnem_bench.training.harness import Cost
+
+    def config(task, device="cpu"):
+        return RunConfig(model="rnem", dataset="x", task=task, k=5, noise=0.2, seed=0, image_size=64, steps=20,
+                         device=device, epochs=500)
+
+    cost_reporter(config("curtain"))(Cost(2.5, 1000, 500))
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("cost: 2.50 s per update here -> 42 min per epoch (1000 updates), up to 347 h for 500 epochs")
+    assert "--dataset mini-curtain" in line and "\n" not in line
+    cost_reporter(config("invaders"))(Cost(1.0, 100, 500))
+    assert "needs a GPU" in capsys.readouterr().out
+    assert cost_reporter(config("mini-curtain")) is None
+    assert cost_reporter(config("curtain", device="cuda")) is None
+    assert cost_reporter(config(None)) is None
+
+
+def test_validation_logs_grouping_every_epoch(tiny32, tmp_path):
+    """log.jsonl carries the validation ARI (mean over steps and last step) and the update count
+    of each epoch, as the evaluator computes ARI; K=1 models log no ARI."""
+    from rnem_bench.data.store import open_dataset
+    from rnem_bench.metrics import adjusted_rand_index, assignments
+
+    train(tiny_config(tiny32, epochs=2), tmp_path / "run", progress=False)
+    log = ckpt.read_log(tmp_path / "run")
+    assert [row["updates"] for row in log] == [4, 8]
+    for row in log:
+        assert 0.0 <= row["valid_ari_last"] <= 1.0 and -1.0 <= row["valid_ari_mean"] <= 1.0
+    # the last epoch's figure equals the ARI of the saved weights' gamma on the same noisy inputs
+    trainer = Trainer(tiny_config(tiny32, epochs=2), tmp_path / "run", progress=False)
+    trainer.restore()
+    assert trainer.validate()["valid_ari_mean"] == pytest.approx(log[-1]["valid_ari_mean"], abs=1e-9)
+    ds = open_dataset(tiny32)
+    assert "groups" in ds.arrays and adjusted_rand_index and assignments
+    train(tiny_config(tiny32, model="lstm", epochs=1), tmp_path / "lstm", progress=False)
+    assert "valid_ari_mean" not in ckpt.read_log(tmp_path / "lstm")[0]

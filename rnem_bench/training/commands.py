@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import click
+from tqdm import tqdm
 
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.signals import Interrupted, resume_command
@@ -69,7 +70,8 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
         click.echo(f"note: fp32, because {config.device} does not do bf16 natively (bf16 autocast would be emulated, slower)")
     try:
         summary = train(config, rundir, resume=resume, progress=not quiet,
-                        time_limit=None if max_minutes is None else 60 * max_minutes)
+                        time_limit=None if max_minutes is None else 60 * max_minutes,
+                        on_cost=None if quiet else cost_reporter(config))
     except Interrupted as stop:  # Ctrl-C or SIGTERM: last.pt is saved; exit 130 / 143
         if int(os.environ.get("RANK", 0)) == 0:  # under torchrun: one line, not one per process
             launcher = " (under torchrun, as before)" if int(os.environ.get("WORLD_SIZE", 1)) > 1 else ""
@@ -77,6 +79,26 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
         raise
     click.echo(f"{summary['stop_reason']}: {summary['epochs']} epochs ({summary['updates']} updates), best valid loss "
                f"{summary['best_valid_loss']:.3f} at epoch {summary['best_epoch']} ({rundir})")
+
+
+def cost_reporter(config):
+    """A callback for ``train(on_cost=...)`` that prints one line with what a paper-tier run costs
+    on a CPU, and the CPU tier's task of the same family; None where there is nothing to warn of."""
+    from rnem_bench.tasks import TASKS
+
+    task = TASKS.get(config.task or "")
+    if config.device != "cpu" or task is None or task.tier != "paper":
+        return None
+    mini = TASKS.get(f"mini-{task.name}")
+
+    def report(cost) -> None:
+        hint = (f"; on a CPU, the CPU tier's --dataset {mini.name} trains in tens of minutes" if mini is not None
+                else "; this task has no CPU-tier version: it needs a GPU")
+        tqdm.write(f"cost: {cost.seconds_per_update:.2f} s per update here -> {cost.epoch_seconds / 60:.0f} min per epoch "
+                   f"({cost.updates_per_epoch} updates), up to {cost.worst_case_seconds / 3600:.0f} h for {cost.epochs} "
+                   f"epochs{hint} (--quiet hides this line)")
+
+    return report
 
 
 if __name__ == "__main__":  # `torchrun -m rnem_bench.training.commands MODEL ...` also works

@@ -106,6 +106,26 @@ class TrainingDiverged(RnemBenchError):
     pass
 
 
+COST_PROBE = 4  # updates timed (after a first, warm-up one) before ``on_cost`` is told the measured pace
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a run costs at the pace measured on its first updates (told once, by ``on_cost``)."""
+
+    seconds_per_update: float
+    updates_per_epoch: int
+    epochs: int                          # the run's epoch cap: its worst case, early stopping aside
+
+    @property
+    def epoch_seconds(self) -> float:
+        return self.seconds_per_update * self.updates_per_epoch
+
+    @property
+    def worst_case_seconds(self) -> float:
+        return self.epoch_seconds * self.epochs
+
+
 def _seed(*parts: int) -> int:
     """A 63-bit seed from integers (independent streams for epochs, ranks, purposes)."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
@@ -137,8 +157,10 @@ def sequence_loss(
 class Trainer:
     """Trains ``config`` into ``rundir``. Use ``fit()``; a fresh or resumed run alike."""
 
-    def __init__(self, config: RunConfig, rundir: str | Path, progress: bool = True):
+    def __init__(self, config: RunConfig, rundir: str | Path, progress: bool = True,
+                 on_cost: Callable[[Cost], None] | None = None):
         config.validate()
+        self.on_cost = on_cost  # told the measured pace once, after the first few updates
         self.config = config
         self.rundir = Path(rundir)
         self.env = DistEnv.from_environ()
@@ -311,7 +333,10 @@ class Trainer:
                    disable=not self.show_progress, leave=False, dynamic_ncols=True)
         # The loader's order is fixed by (seed, epoch): skipping the batches done resumes it exactly.
         batches = islice(self.train_loader, done, cur.n_batches) if not cur.complete else ()
+        probe_start, probe_from = None, done + 1  # time updates after the first (warm-up) one
         for i, batch in enumerate(batches, start=done):
+            if i == probe_from and self.on_cost is not None:
+                probe_start = self._now()
             loss, b = self._loss(batch, gen)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -327,6 +352,9 @@ class Trainer:
                     raise TrainingDiverged(self._diverged_message(epoch, i, value))
                 bar.set_postfix(loss=f"{value:.2f}")
             bar.update(1)
+            if probe_start is not None and done == probe_from + COST_PROBE:
+                self._tell_cost((self._now() - probe_start) / COST_PROBE, cur.n_batches)
+                probe_start = None
             if done < cur.n_batches and done % check_every == 0 and self._stop_requested():
                 break
         bar.close()
@@ -334,6 +362,16 @@ class Trainer:
         cur.seconds += time.perf_counter() - t0
         cur.gen_state = gen.get_state()
         return cur
+
+    def _now(self) -> float:
+        """Wall time once the device has done the work queued so far (CUDA runs asynchronously)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def _tell_cost(self, seconds_per_update: float, updates_per_epoch: int) -> None:
+        on_cost, self.on_cost = self.on_cost, None  # once per session
+        on_cost(Cost(seconds_per_update, updates_per_epoch, self.config.epochs))
 
     def _epoch_loss(self, cur: EpochCursor) -> tuple[float, int]:
         """The epoch's mean training loss over all ranks, and the sequences it saw."""
@@ -481,7 +519,8 @@ class Trainer:
 
 
 def train(config: RunConfig, rundir: str | Path, resume: bool = False, progress: bool = True,
-          time_limit: float | None = None, on_epoch_end: Callable[[int], None] | None = None) -> dict[str, Any]:
+          time_limit: float | None = None, on_epoch_end: Callable[[int], None] | None = None,
+          on_cost: Callable[[Cost], None] | None = None) -> dict[str, Any]:
     """Train a run (or continue it with ``resume``) and return its summary."""
     rundir = Path(rundir)
     if (rundir / ckpt.LAST).exists():
@@ -491,7 +530,7 @@ def train(config: RunConfig, rundir: str | Path, resume: bool = False, progress:
         changed = saved.differences(config)
         if changed:
             raise RnemBenchError(f"cannot resume {rundir}: {', '.join(changed)} differ(s) from the saved config.json")
-    trainer = Trainer(config, rundir, progress=progress)
+    trainer = Trainer(config, rundir, progress=progress, on_cost=on_cost)
     if resume and (rundir / ckpt.LAST).exists():
         trainer.restore()
     return trainer.fit(time_limit=time_limit, on_epoch_end=on_epoch_end)
