@@ -61,9 +61,11 @@ from rnem_bench.training.config import PRESETS
 @click.option("--check-against", type=click.Path(path_type=Path), default=None,
               help="Compare each fresh result with the committed result of the same seed on this leaderboard "
                    "folder, against the seed-to-seed spread there (a reproduction check).")
+@click.option("--list", "list_only", is_flag=True,
+              help="Train nothing: list the chosen reference runs and seeds (and where their files are read from).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device, baselines, no_evaluate, board, report,
-              from_board, claims_markdown, check_against, quiet):
+              from_board, claims_markdown, check_against, list_only, quiet):
     """Train, evaluate and compare the paper's reference runs for TASK (balls4, balls678, curtain,
     invaders, or a mini task), or for every task of a tier, and check the paper's claims.
 
@@ -92,6 +94,13 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
     if check_against is not None and (from_board is not None or no_evaluate):
         raise RnemBenchError("--check-against compares fresh results: it cannot be combined with --from-board or --no-evaluate")
     jobs = select_jobs(task, out, models, seeds, baselines, tier, only_seeds)
+    if list_only:
+        click.echo(f"reference runs from {Path(baselines).resolve()}:")
+        for job in jobs:
+            r = job.run
+            click.echo(f"{r.name:<26} seed {job.seed}  {r.model} on {r.task}, K={r.k}, batch {r.batch_size}, "
+                       f"<= {r.epochs} epochs -> {job.rundir}")
+        return
     if from_board is not None:
         outcomes = board_outcomes(jobs, from_board)
         scored = {(o.job.run.name, o.job.seed) for o in outcomes}
