@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Main job on a small default: generate a tiny balls4 dataset, describe it, verify it, render one sequence.
+# Main job on a small default: a tiny balls4 dataset (generated, described, verified, drawn), a quick R-NEM run on
+# it, then the shipped mini-tier R-NEM scored on fresh mini-balls4 sequences beside the fixed-grid floor.
 demo: $(STAMP)
 	RNEM_BENCH_DATA=$${RNEM_BENCH_DATA:-$(CURDIR)/data} $(BIN)/rnem-bench demo
 

@@ -2,7 +2,7 @@
 
 Defaults keep the look of the classic bouncing-balls script that the paper builds on: a world 10
 units wide mapped onto the image, light balls of radius 1.2 units, heavy balls 1.25x larger and 6x
-heavier, picked at random per ball, speeds of about 0.25 units per frame. What we fix (DESIGN.md,
+heavier, picked at random per ball, speeds of about 0.25 units per frame. What we fix (docs/design.md,
 "Physics lineage"): exact event-driven collisions instead of two Euler sub-steps (no overlap, no
 sticking, no tunnelling, see ``physics.py``), and each ball's speed drawn on its own rather than
 from a velocity array rescaled to a shared norm, so speeds do not depend on the ball count.

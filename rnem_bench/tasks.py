@@ -1,4 +1,4 @@
-"""The benchmark's tasks (DESIGN.md, "Tasks"): each fixes a canonical recipe and the protocol.
+"""The benchmark's tasks (docs/design.md, "Tasks"): each fixes a canonical recipe and the protocol.
 
 Two tiers: ``paper`` holds the paper's 64x64 tasks (trained where a GPU is); ``mini`` holds the CPU
 tier, the same phenomena at 32x32 with 20 steps and smaller splits, sized so that 2 CPU cores train

@@ -1,4 +1,4 @@
-"""The dataset format (DESIGN.md, "Dataset format"): one Zarr v3 group per dataset.
+"""The dataset format (docs/design.md, "Dataset format"): one Zarr v3 group per dataset.
 
 Layout::
 

@@ -1,4 +1,4 @@
-"""The N-EM core shared by every reference model (DESIGN.md, "Model protocol").
+"""The N-EM core shared by every reference model (docs/design.md, "Model protocol").
 
 Each frame is a spatial mixture of K Bernoulli components. Component k keeps a recurrent state
 theta_k; the decoder turns it into pixel probabilities psi_k, its prediction of the *next* frame.

@@ -1,7 +1,7 @@
 """Game policies shipped with the package: weights only, fp16, pinned by sha256.
 
 ``spaceinvaders-dqn.pt`` is the Nature-DQN trained here on the CPU (``rnem-bench dqn train``; its
-settings, learning curve and evaluation are in the README, "Space Invaders"). The canonical
+settings, learning curve and evaluation are in docs/invaders.md). The canonical
 ``invaders`` task records with it at epsilon 0.05; its hash is part of the task's recipe, so the
 task's fingerprint pins these exact weights. Load it with ``rnem_bench.dqn.checkpoint.load_network``
 (``weights_only=True``; fp16 weights go into the fp32 network).

@@ -181,7 +181,7 @@ def check_claims(rows: dict[tuple[str, str], dict[str, Any]], tier: str = "paper
 
 
 def claims_markdown(verdicts: list[Verdict]) -> str:
-    """The claims table as Markdown (the README's "Reproducing the paper" holds one)."""
+    """The claims table as Markdown (docs/results.md holds one)."""
     lines = ["| claim | verdict | our numbers |", "| --- | --- | --- |"]
     for v in verdicts:
         lines.append(f"| {v.claim.id}: {v.claim.text} | **{v.status}** | {v.numbers.replace('|', '/')} |")
