@@ -23,7 +23,9 @@ Index convention: a prediction at step t is the prediction of frame t + 1.
 - Mean best overlap (MBO): per frame, for each true object, the best IoU of any predicted segment,
   where a segment is every pixel assigned to its component, background included (a coarse
   partition such as a grid cell pays for the background it holds); averaged over the objects
-  present in the frame.
+  present in the frame. Measured, not reported by the Evaluator: R-NEM's components split the
+  background among them, and fixed 4x4 or 5x5 grids score higher MBO than the trained model
+  (benchmarks/results/scores_vs_floors_mini.txt).
 - Foreground IoU: IoU of the thresholded prediction (> 0.5) with the true binary frame, 1 when
   both are empty: unlike BCE it does not reward hedging (a softened or blurred copy of the frame
   lowers BCE, not IoU).

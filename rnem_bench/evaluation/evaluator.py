@@ -13,8 +13,9 @@ Scores (rnem_bench/metrics.py defines each): BCE and relational BCE of the frame
 (max_k psi_k for mixtures) and their copy-current-frame baselines; foreground IoU of the same frame
 (``iou_*``); for mixtures with K > 1, ARI per frame (``ari_mean``, ``ari_last``) and, over the
 *late* steps ``sim_observe .. T-1`` (those a simulation predicts), the video ARI (``ari_video``:
-each sequence's late frames as one clustering), the per-frame ARI (``ari_late``) and the mean best
-overlap (``mbo``); per simulated step, BCE and foreground IoU of ``simulation``.
+each sequence's late frames as one clustering) and the per-frame ARI (``ari_late``); per simulated
+step, BCE and foreground IoU of ``simulation``. (The mean best overlap of ``rnem_bench.metrics`` is
+not reported: fixed grids beat the trained R-NEM on it, see benchmarks/scores_vs_floors.py.)
 
 T must equal the dataset's steps (frames - 1). The evaluator reads the true frames, groups and
 collision masks itself, batch by batch, so a 10,000-sequence test set never has to fit in memory;
@@ -36,7 +37,7 @@ from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.metrics import (
     adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, foreground_iou, grid_partition,
-    mean_best_overlap, mixture_prediction, video_adjusted_rand_index,
+    mixture_prediction, video_adjusted_rand_index,
 )
 
 
@@ -108,10 +109,8 @@ class Evaluator:
         # per step t, sums over the sequences seen
         self._sums = {name: torch.zeros(T, dtype=torch.float64, device=self.device)
                       for name in ("bce", "base", "rbce", "rbase", "ari", "iou")}
-        # over the late steps: video ARI summed over sequences; MBO summed over the frames that
-        # hold an object, and the count of those frames
-        self._late = {name: torch.zeros((), dtype=torch.float64, device=self.device)
-                      for name in ("ari_video", "mbo", "mbo_frames")}
+        # over the late steps: the video ARI summed over sequences
+        self._late = {"ari_video": torch.zeros((), dtype=torch.float64, device=self.device)}
         self._sim: dict[str, torch.Tensor] | None = None
 
     @property
@@ -194,7 +193,7 @@ class Evaluator:
         out.update(self._late_result(per["ari"], grouped=out["ari_mean"] is not None))
         if out["late_from"] is None:
             out["notes"].append(f"no late steps ({self.steps} steps, sim_observe {self.config.sim_observe}): "
-                                "ari_video, ari_late and mbo not reported")
+                                "ari_video and ari_late not reported")
         if self._sim is not None:
             out["sim_observe"] = self.config.sim_observe
             out["simulation_bce"] = (self._sim["model"].cpu() / n).tolist()
@@ -206,16 +205,13 @@ class Evaluator:
 
     def _late_result(self, ari_per_step: torch.Tensor, grouped: bool) -> dict[str, Any]:
         """``late_from`` and the late-step grouping scores: ``ari_video`` (mean over sequences of the
-        ARI of the late frames as one clustering), ``ari_late`` (mean over sequences and late steps
-        of the per-frame ARI) and ``mbo`` (mean over the late frames that hold an object, of all
-        sequences, of the per-frame mean best overlap); None where not measured."""
-        out: dict[str, Any] = {"late_from": self.late_from, "ari_video": None, "ari_late": None, "mbo": None}
+        ARI of the late frames as one clustering) and ``ari_late`` (mean over sequences and late
+        steps of the per-frame ARI); None where not measured."""
+        out: dict[str, Any] = {"late_from": self.late_from, "ari_video": None, "ari_late": None}
         if self.late_from is None or not grouped:
             return out
-        late = self._late
-        out["ari_video"] = float(late["ari_video"] / self.n)
+        out["ari_video"] = float(self._late["ari_video"] / self.n)
         out["ari_late"] = float(ari_per_step[self.late_from:].mean())
-        out["mbo"] = float(late["mbo"] / late["mbo_frames"]) if late["mbo_frames"] > 0 else None
         return out
 
     # ----------------------------------------------------------------------- one call
@@ -287,10 +283,6 @@ class Evaluator:
             return
         labels, groups = labels[:, self.late_from:], groups[:, self.late_from:]  # (B, L, H, W)
         self._late["ari_video"] += video_adjusted_rand_index(labels, groups).sum()
-        mbo = mean_best_overlap(labels, groups)  # (B, L), NaN for frames without objects
-        found = ~mbo.isnan()
-        self._late["mbo"] += mbo[found].sum()
-        self._late["mbo_frames"] += found.sum()
 
     def _update_simulation(self, sim: torch.Tensor, features: torch.Tensor) -> None:
         obs, S = self.config.sim_observe, sim.shape[1]
