@@ -9,8 +9,8 @@ import torch
 
 from rnem_bench.data.render import palette
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.evaluation.protocol import SIM_OBSERVE, SIM_STEPS
 
-SIM_OBSERVE, SIM_STEPS = 10, 10
 
 
 def _rgb(gray: np.ndarray) -> np.ndarray:

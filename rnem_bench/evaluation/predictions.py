@@ -22,12 +22,13 @@ import zarr
 
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
+from rnem_bench.evaluation.protocol import SIM_OBSERVE
 from rnem_bench.evaluation.results import check_schema, make_result
 
 ARRAY_NAMES = ("psi", "gamma", "prediction", "simulation")
 
 
-def write_predictions(path: str | Path, *, model: str, task: str, sim_observe: int = 10, **arrays: np.ndarray) -> Path:
+def write_predictions(path: str | Path, *, model: str, task: str, sim_observe: int = SIM_OBSERVE, **arrays: np.ndarray) -> Path:
     """Write a predictions store from numpy arrays (names in ``ARRAY_NAMES``)."""
     unknown = set(arrays) - set(ARRAY_NAMES)
     if unknown:
@@ -70,7 +71,7 @@ def score_predictions(path: str | Path, task: str, dataset: str | Path | None = 
         raise RnemBenchError(f"predictions were made for task '{attrs['task']}', not '{task}'")
     evaluator = Evaluator(dataset if dataset is not None else task,
                           EvalConfig(split=attrs.get("split", "test"), batch_size=batch_size,
-                                     sim_observe=int(attrs.get("sim_observe", 10))))
+                                     sim_observe=int(attrs.get("sim_observe", SIM_OBSERVE))))
     metrics = evaluator.eval(arrays)
     k = arrays["psi"].shape[2] if "psi" in arrays else 1
     return make_result(

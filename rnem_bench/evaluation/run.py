@@ -11,9 +11,9 @@ import torch
 from rnem_bench.data.loader import SequenceLoader
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
+from rnem_bench.evaluation.protocol import SIM_STEPS
 from rnem_bench.evaluation.results import make_result
 
-SIM_STEPS = 10
 
 
 def evaluate_run(
