@@ -279,9 +279,17 @@ def test_claims_can_be_judged_from_the_committed_board(tmp_path):
     (tmp_path / "mini-balls4" / "theirs.json").write_text(json.dumps(outside))
 
     jobs = select_jobs(None, tmp_path, "mini-balls4-rnem-k5", None, BASELINES_DIR, "mini")
-    outcomes = board_outcomes(jobs, tmp_path)
+    # the committed entry predates the 'init' field: it was trained from PyTorch's initialisation
+    assert board_outcomes(jobs, tmp_path) == []  # the default judges the original code's init only
+    outcomes = board_outcomes(jobs, tmp_path, init="pytorch")
     assert [(o.job.run.name, o.job.seed, o.task, o.k) for o in outcomes] == [("mini-balls4-rnem-k5", 0, "mini-balls4", 5)]
     assert outcomes[0].metrics["ari"] == pytest.approx(json.loads(entry.read_text())["metrics"]["ari_mean"])
+    # an entry trained from the original init is told apart (a new seed 0 is no duplicate of the old)
+    original = json.loads(entry.read_text())
+    original["training"]["init"] = "original"
+    original["metrics"]["ari_mean"] = 0.5
+    (tmp_path / "mini-balls4" / "original.json").write_text(json.dumps(original))
+    assert [o.metrics["ari"] for o in board_outcomes(jobs, tmp_path)] == [0.5]
 
 
 def test_reproduction_is_judged_against_the_seed_spread():

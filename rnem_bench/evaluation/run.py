@@ -66,7 +66,7 @@ def evaluate_run(
     training = {"task": cfg.task, "preset": cfg.preset, "k": cfg.k, "batch_size": cfg.batch_size,
                 "epochs": summary.get("epochs"), "updates": summary.get("updates", _updates(cfg, summary)),
                 "wall_time_s": summary.get("wall_seconds"),
-                "shortened": not bool(summary.get("finished", False)) or cfg.preset != "paper"}
+                "shortened": not bool(summary.get("finished", False)) or cfg.preset != "paper", "init": cfg.init}
     return make_result(
         metrics, task=task, ds=ds, split=split, model=cfg.model,
         k=model.resolve_k(k), seeds=[cfg.seed], wall_time_s=time.perf_counter() - t0, parameters=n_params,

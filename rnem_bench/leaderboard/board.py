@@ -33,15 +33,25 @@ def _content_hash(result: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def entry_identity(result: dict[str, Any]) -> tuple[str, int, int | None, tuple[int, ...]]:
+def entry_identity(result: dict[str, Any]) -> tuple[str, int, int | None, tuple[int, ...], str | None]:
     """What makes two entries the same: model, K at test time, K in training (an R-NEM trained
-    with K=5 and one trained with K=8 both score balls678 at K=8) and seeds."""
+    with K=5 and one trained with K=8 both score balls678 at K=8), seeds, and for our reference
+    models the initialisation they were trained from (``training_init``)."""
     model = result["model"]
-    return model["name"], model["k"], result.get("training", {}).get("k"), tuple(result["seeds"])
+    return model["name"], model["k"], result.get("training", {}).get("k"), tuple(result["seeds"]), training_init(result)
+
+
+def training_init(result: dict[str, Any]) -> str | None:
+    """How a reference model's parameters started: "original" (the original code's glorot/zeros,
+    the default since it was added) or "pytorch" (every entry trained before: their result files
+    do not say). None for outside models (``model.source`` not rnem-bench)."""
+    if result["model"].get("source") != "rnem-bench":
+        return None
+    return (result.get("training") or {}).get("init", "pytorch")
 
 
 def entry_name(result: dict[str, Any]) -> str:
-    name, k, trained_k, seeds = entry_identity(result)
+    name, k, trained_k, seeds, _init = entry_identity(result)
     trained = "" if trained_k in (None, k) else f"-trainedk{trained_k}"
     return f"{name}-k{k}{trained}-seed{'-'.join(map(str, seeds))}-{_content_hash(result)}.json"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnem_bench.leaderboard.board import RANK_METRIC, entries, entry_identity
+from rnem_bench.leaderboard.board import RANK_METRIC, entries, entry_identity, training_init
 
 Result = dict[str, Any]
 
@@ -81,8 +81,8 @@ def group_key(result: Result) -> tuple:
     """Entries that differ only in their seeds share this key: the board's entry identity without
     the seeds, plus how the model was trained (a shortened run is no seed of a full one)."""
     training = result.get("training") or {}
-    name, k, trained_k, _seeds = entry_identity(result)
-    return name, k, trained_k, training.get("task"), training.get("preset"), bool(training.get("shortened"))
+    name, k, trained_k, _seeds, init = entry_identity(result)
+    return name, k, trained_k, training.get("task"), training.get("preset"), bool(training.get("shortened")), init
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,8 @@ class Group:
             notes.append(f"preset {preset}")  # a small preset is always shortened: name it instead
         elif self.training.get("shortened"):
             notes.append("shortened")
+        if training_init(self.first) == "pytorch":  # not the original code's init: not averaged with it
+            notes.append("PyTorch init")
         return "; ".join(notes)
 
     def per_seed(self) -> list[Group]:

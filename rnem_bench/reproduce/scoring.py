@@ -84,12 +84,13 @@ def evaluate_job(job: Job, summary: dict, task: str | None, preset: str, out: Pa
     return outcomes
 
 
-def board_outcomes(jobs: list[Job], board: Path) -> list[Outcome]:
+def board_outcomes(jobs: list[Job], board: Path, init: str = "original") -> list[Outcome]:
     """The outcomes of JOBS as submitted to BOARD: each of our entries (source rnem-bench, full
     training) whose model, training task, K, batch size, epochs and seed match a job's reference run and
     whose test task is one the reference run is scored on. Lets anyone judge the claims from the committed
-    result files, without the checkpoints."""
-    from rnem_bench.leaderboard.board import entries, entry_name
+    result files, without the checkpoints. Only entries trained from ``init`` count: the two
+    initialisations are never mixed."""
+    from rnem_bench.leaderboard.board import entries, entry_name, training_init
 
     outcomes = []
     by_key = {(j.run.model, j.run.task, j.run.k, j.run.batch_size, j.run.epochs, j.seed): j for j in jobs}
@@ -97,6 +98,8 @@ def board_outcomes(jobs: list[Job], board: Path) -> list[Outcome]:
         for result in entries(board, task):
             training, model = result.get("training") or {}, result["model"]
             if model.get("source") != "rnem-bench" or training.get("shortened", True) or len(result["seeds"]) != 1:
+                continue
+            if training_init(result) != init:
                 continue
             job = by_key.get((model["name"], training.get("task"), training.get("k"), training.get("batch_size"),
                               training.get("epochs"), result["seeds"][0]))
