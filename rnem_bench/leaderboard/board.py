@@ -123,6 +123,78 @@ GRID_ARI: dict[str, dict[str, float]] = {
     "mini-curtain": {"2x2": 0.701477, "3x3": 0.680428, "4x4": 0.570669},
 }
 
+# What trivial predictors score on each mini task's canonical test split, through the Evaluator
+# (``evaluation.floors``; tests/test_floors.py recomputes them; the paper tier's 64x64 data is not
+# generated here, so only the mini tier is pinned). Next step: ``copy`` (frame t), ``soft-copy``
+# (c + (1 - 2c) * frame t, c in SOFT_C), ``blur-copy`` (Gaussian, sigma 1.5 px at 32x32),
+# ``mean-image`` (the train split's mean frame); in simulation (10 observed, 10 predicted) the copies
+# freeze the last observed frame. ``simulation_*_mean`` averages the 10 simulated steps. BCE rounded
+# to 1e-3, IoU to 1e-6. A hedged copy beats the plain one on BCE (soft-copy and blur-copy score a
+# quarter of it), and the mean image beats a frozen frame in simulation: BCE alone does not show
+# that a model predicts anything; IoU does not reward hedging.
+FLOORS: dict[str, dict[str, dict[str, float]]] = {
+    "mini-balls4": {
+        "copy": {"bce_last": 780.797, "bce_last10": 773.548, "iou_last": 0.786869, "iou_last10": 0.788666,
+            "simulation_bce_mean": 3129.213, "simulation_bce_last": 4136.157, "simulation_iou_mean": 0.36854, "simulation_iou_last": 0.230437},
+        "soft-copy": {"bce_last": 218.662, "bce_last10": 217.161, "iou_last": 0.786869, "iou_last10": 0.788666,
+            "simulation_bce_mean": 541.096, "simulation_bce_last": 632.454, "simulation_iou_mean": 0.36854, "simulation_iou_last": 0.230437},
+        "blur-copy": {"bce_last": 174.458, "bce_last10": 173.368, "iou_last": 0.762505, "iou_last10": 0.764674,
+            "simulation_bce_mean": 629.758, "simulation_bce_last": 977.784, "simulation_iou_mean": 0.359277, "simulation_iou_last": 0.223684},
+        "mean-image": {"bce_last": 488.639, "bce_last10": 488.625, "iou_last": 0.0, "iou_last10": 0.0,
+            "simulation_bce_mean": 488.625, "simulation_bce_last": 488.639, "simulation_iou_mean": 0.0, "simulation_iou_last": 0.0},
+    },
+    "mini-balls678": {
+        "copy": {"bce_last": 1299.48, "bce_last10": 1291.98, "iou_last": 0.796019, "iou_last10": 0.79709,
+            "simulation_bce_mean": 3992.98, "simulation_bce_last": 4889.082, "simulation_iou_mean": 0.486522, "simulation_iou_last": 0.400292},
+        "soft-copy": {"bce_last": 326.055, "bce_last10": 324.502, "iou_last": 0.796019, "iou_last10": 0.79709,
+            "simulation_bce_mean": 619.464, "simulation_bce_last": 700.766, "simulation_iou_mean": 0.486522, "simulation_iou_last": 0.400292},
+        "blur-copy": {"bce_last": 290.251, "bce_last10": 289.292, "iou_last": 0.769611, "iou_last10": 0.770424,
+            "simulation_bce_mean": 658.206, "simulation_bce_last": 850.742, "simulation_iou_mean": 0.481275, "simulation_iou_last": 0.398893},
+        "mean-image": {"bce_last": 698.162, "bce_last10": 697.301, "iou_last": 0.0, "iou_last10": 0.0,
+            "simulation_bce_mean": 697.301, "simulation_bce_last": 698.162, "simulation_iou_mean": 0.0, "simulation_iou_last": 0.0},
+    },
+    "mini-curtain": {
+        "copy": {"bce_last": 381.495, "bce_last10": 383.274, "iou_last": 0.773237, "iou_last10": 0.77298,
+            "simulation_bce_mean": 1756.959, "simulation_bce_last": 2330.359, "simulation_iou_mean": 0.282421, "simulation_iou_last": 0.130249},
+        "soft-copy": {"bce_last": 127.01, "bce_last10": 127.472, "iou_last": 0.773237, "iou_last10": 0.77298,
+            "simulation_bce_mean": 384.222, "simulation_bce_last": 466.114, "simulation_iou_mean": 0.282421, "simulation_iou_last": 0.130249},
+        "blur-copy": {"bce_last": 97.474, "bce_last10": 97.505, "iou_last": 0.70637, "iou_last10": 0.705431,
+            "simulation_bce_mean": 404.286, "simulation_bce_last": 679.418, "simulation_iou_mean": 0.258057, "simulation_iou_last": 0.116449},
+        "mean-image": {"bce_last": 321.159, "bce_last10": 321.879, "iou_last": 0.0, "iou_last10": 0.0,
+            "simulation_bce_mean": 321.879, "simulation_bce_last": 321.159, "simulation_iou_mean": 0.0, "simulation_iou_last": 0.0},
+    },
+}
+
+# The soft-copy constants of FLOORS: the fraction of pixels where the copy (next step) or the frozen
+# last observed frame (simulation) is wrong on the valid split, which minimises the softened copy's
+# BCE there; a test-only task uses its train task's valid split (mini-balls678: mini-balls4's).
+SOFT_C: dict[str, dict[str, float]] = {
+    "mini-balls4": {"next": 0.05414062, "simulation": 0.22210215},
+    "mini-balls678": {"next": 0.05414062, "simulation": 0.22210215},
+    "mini-curtain": {"next": 0.02691934, "simulation": 0.12205439},
+}
+
+# The fixed grids of GRID_ARI on the late-step grouping scores (steps 10..19 of the mini tasks):
+# ``ari_video`` (each sequence's late frames as one clustering) and ``ari_late`` (per-frame ARI over
+# the late steps); ``evaluation.floors.grid_floors``, recomputed by tests/test_floors.py.
+GRID_SCORES: dict[str, dict[str, dict[str, float]]] = {
+    "mini-balls4": {
+        "2x2": {"ari_video": 0.630873, "ari_late": 0.65362},
+        "3x3": {"ari_video": 0.5962, "ari_late": 0.648614},
+        "4x4": {"ari_video": 0.448445, "ari_late": 0.513444},
+    },
+    "mini-balls678": {
+        "2x2": {"ari_video": 0.468678, "ari_late": 0.479527},
+        "3x3": {"ari_video": 0.698595, "ari_late": 0.726728},
+        "4x4": {"ari_video": 0.475069, "ari_late": 0.521319},
+    },
+    "mini-curtain": {
+        "2x2": {"ari_video": 0.664549, "ari_late": 0.695931},
+        "3x3": {"ari_video": 0.618942, "ari_late": 0.682143},
+        "4x4": {"ari_video": 0.487529, "ari_late": 0.571821},
+    },
+}
+
 
 def best_grid(task: str) -> tuple[str, float] | None:
     """The pinned grid with the highest ARI on ``task`` ("3x3", 0.664), or None where none is pinned."""
