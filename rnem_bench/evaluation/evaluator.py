@@ -35,6 +35,7 @@ import torch
 
 from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.evaluation.protocol import LAST_STEPS, SIM_OBSERVE
 from rnem_bench.metrics import (
     adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, foreground_iou, grid_partition,
     mixture_prediction, video_adjusted_rand_index,
@@ -45,10 +46,10 @@ from rnem_bench.metrics import (
 class EvalConfig:
     split: str = "test"
     batch_size: int = 64
-    last: int = 10             # "mean of the last 10 steps"
-    sim_observe: int = 10      # real frames seen before a simulation; also the first "late" step
-    limit: int | None = None   # score only the first `limit` sequences (tests, quick looks)
-    device: str = "cpu"        # where the metrics run: beside a GPU model, its GPU keeps them cheap
+    last: int = LAST_STEPS          # "mean of the last 10 steps"
+    sim_observe: int = SIM_OBSERVE  # real frames seen before a simulation; also the first "late" step
+    limit: int | None = None        # score only the first `limit` sequences (tests, quick looks)
+    device: str = "cpu"             # where the metrics run: beside a GPU model, its GPU keeps them cheap
 
 
 MAX_K = 64  # components a prediction may have (the result schema's bound)

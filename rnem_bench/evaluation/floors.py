@@ -38,12 +38,12 @@ import torch.nn.functional as F
 from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.evaluation.evaluator import GRIDS, EvalConfig, Evaluator
+from rnem_bench.evaluation.protocol import LAST_STEPS, SIM_OBSERVE, SIM_STEPS
 from rnem_bench.metrics import grid_partition
 
-SIM_STEPS = 10            # simulated frames scored (as evaluation.run.SIM_STEPS)
 BLUR_SIGMA_AT_64 = 3.0    # px at 64x64; scaled with the image size
 PREDICTORS = ("copy", "soft-copy", "blur-copy", "mean-image")
-NEXT_KEYS = ("bce_last", "bce_last10", "iou_last", "iou_last10")
+NEXT_KEYS = ("bce_last", f"bce_last{LAST_STEPS}", "iou_last", f"iou_last{LAST_STEPS}")
 SIM_KEYS = ("simulation_bce_mean", "simulation_bce_last", "simulation_iou_mean", "simulation_iou_last")
 GRID_KEYS = ("ari_mean", "ari_last", "ari_video", "ari_late")
 
@@ -78,7 +78,7 @@ def _batches(n: int, batch_size: int):
         yield start, min(start + batch_size, n)
 
 
-def soft_constants(ds: Dataset, split: str = "valid", sim_observe: int = 10, sim_steps: int = SIM_STEPS,
+def soft_constants(ds: Dataset, split: str = "valid", sim_observe: int = SIM_OBSERVE, sim_steps: int = SIM_STEPS,
                    batch_size: int = 500, limit: int | None = None) -> dict[str, float | None]:
     """The c minimising the BCE of ``soften(copy, c)`` on ``split``: the fraction of wrong copy pixels.
 
