@@ -16,7 +16,7 @@ from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
 from rnem_bench.metrics import (
-    adjusted_rand_index, bce, foreground_iou, mean_best_overlap, video_adjusted_rand_index,
+    adjusted_rand_index, bce, foreground_iou, frame_and_video_ari, mean_best_overlap, video_adjusted_rand_index,
 )
 
 
@@ -71,6 +71,19 @@ def test_video_ari_equals_sklearn_on_the_concatenated_frames(seed, k, n_obj, fra
     assert ours.shape == (3,)
     for i in range(3):
         assert ours[i].item() == pytest.approx(sklearn_ari(pred[i].ravel(), true[i].ravel()), abs=1e-10)
+
+
+def test_frame_and_video_ari_from_shared_tables_equal_the_separate_scores():
+    """The evaluator's one pass (per-frame tables summed into a video's) equals the two functions."""
+    rng = np.random.default_rng(7)
+    true = rng.integers(0, 5, (3, 6, 9, 9))
+    true = torch.from_numpy(np.where(rng.random(true.shape) < 0.2, 255, true).astype(np.uint8))
+    pred = torch.from_numpy(rng.integers(0, 4, true.shape)).int()
+    frames, video = frame_and_video_ari(pred, true, late_from=2)
+    assert torch.equal(frames, adjusted_rand_index(pred, true))
+    assert torch.allclose(video, video_adjusted_rand_index(pred[:, 2:], true[:, 2:]), rtol=0, atol=1e-12)
+    with pytest.raises(RnemBenchError, match="late_from must be in"):
+        frame_and_video_ari(pred, true, late_from=6)
 
 
 def test_video_ari_needs_a_component_to_keep_its_object():

@@ -37,8 +37,8 @@ from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.evaluation.protocol import LAST_STEPS, SIM_OBSERVE
 from rnem_bench.metrics import (
-    adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, foreground_iou, grid_partition,
-    mixture_prediction, video_adjusted_rand_index,
+    adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, foreground_iou, frame_and_video_ari,
+    grid_partition, mixture_prediction,
 )
 
 
@@ -279,11 +279,12 @@ class Evaluator:
     def _update_grouping(self, labels: torch.Tensor, groups: torch.Tensor) -> None:
         """Add a batch's grouping scores: labels = argmax_k gamma (B, T, H, W), groups = the true
         groups of the predicted frames 1..T (B, T, H, W)."""
-        self._sums["ari"] += adjusted_rand_index(labels, groups).sum(0)
         if self.late_from is None:
+            self._sums["ari"] += adjusted_rand_index(labels, groups).sum(0)
             return
-        labels, groups = labels[:, self.late_from:], groups[:, self.late_from:]  # (B, L, H, W)
-        self._late["ari_video"] += video_adjusted_rand_index(labels, groups).sum()
+        per_frame, video = frame_and_video_ari(labels, groups, self.late_from)  # (B, T), (B,)
+        self._sums["ari"] += per_frame.sum(0)
+        self._late["ari_video"] += video.sum()
 
     def _update_simulation(self, sim: torch.Tensor, features: torch.Tensor) -> None:
         obs, S = self.config.sim_observe, sim.shape[1]
