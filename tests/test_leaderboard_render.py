@@ -157,7 +157,7 @@ def test_plots_show_each_seed_and_the_copy_baseline():
         baseline = [line for line in sim.get_lines() if line.get_label() == SIM_BASELINE_LABEL]
         assert len(baseline) == 1
         assert list(baseline[0].get_ydata()) == valid_result()["metrics"]["baseline_simulation_bce"]
-        assert "dashed: the copy last observed frame baseline" in found["Simulation"].caption
+        assert "dashed black: the copy last observed frame baseline" in found["Simulation"].caption
     finally:
         import matplotlib.pyplot as plt
 
@@ -205,11 +205,46 @@ def test_mini_task_pages_show_the_grid_ari_floor():
     groups = task_groups("mini-balls4", board)
     ari = next(p for p in plots(groups, "mini-balls4") if p.title == "ARI")
     try:
-        lines = [line for line in ari.figure.axes[0].get_lines() if line.get_label() == "fixed 2x2 grid (no objects)"]
+        lines = [line for line in ari.figure.axes[0].get_lines() if line.get_label() == "best grid (2x2) on ARI"]
         assert len(lines) == 1 and lines[0].get_ydata()[0] == pytest.approx(GRID_ARI["mini-balls4"]["2x2"])
-        assert "best fixed grid" in ari.caption
+        assert "best fixed grid on the same score" in ari.caption
         assert not any("grid" in line.get_label() for p in plots(groups) if p.title == "ARI" for line in p.figure.axes[0].get_lines())
     finally:
         import matplotlib.pyplot as plt
 
         plt.close("all")
+
+
+def test_boards_show_the_pinned_floors_and_the_hedge_proof_scores(tmp_path):
+    """Every mini board lists the trivial predictors as pinned floor rows in the columns of the
+    entries (BCE / copy, IoU, simulation, grids on ARI and video ARI); entries that carry video ARI
+    and simulation IoU show them, and the simulation figure draws IoU beside BCE with the frozen
+    last frame's IoU as a floor."""
+    import json
+
+    from rnem_bench.leaderboard.board import FLOORS, GRID_SCORES
+
+    md = markdown(tmp_path, "mini-balls4")
+    floors = FLOORS["mini-balls4"]
+    blur = floors["blur-copy"]
+    assert (f"|  | blur copy (floor) |  |  | {blur['bce_last'] / floors['copy']['bce_last']:.3f} | - | "
+            f"{blur['bce_last']:.2f} |") in md
+    assert f"|  | 2x2 grid (floor) |  |  | - | - | - | - | 0.666 | - | {GRID_SCORES['mini-balls4']['2x2']['ari_video']:.3f} |" in md
+    assert "No entries yet." in md and "Rows marked (floor)" in md
+
+    result = valid_result("rnem", seed=0, rel=0.4)
+    result["metrics"].update(ari_video=0.71, iou_last=0.8, simulation_iou=[0.6 - 0.05 * t for t in range(10)])
+    groups = group_entries([result])
+    row = group_rows(groups)[0]
+    assert "0.710" in row and "0.800" in row and f"{sum(result['metrics']['simulation_iou']) / 10:.3f}" in row
+    sim = next(p for p in plots(groups, "mini-balls4") if p.title == "Simulation")
+    try:
+        iou_axis = sim.figure.axes[1]
+        assert [round(y, 6) for y in iou_axis.get_lines()[0].get_ydata()] == [round(v, 6) for v in result["metrics"]["simulation_iou"]]
+        frozen = [line for line in iou_axis.get_lines() if line.get_label().startswith("copy")]
+        assert len(frozen) == 1 and frozen[0].get_ydata()[0] == pytest.approx(floors["copy"]["simulation_iou_mean"])
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+    assert json.loads(json.dumps(result))  # plain JSON: the result stays a valid entry shape

@@ -137,7 +137,10 @@ def test_the_papers_claims_on_the_mini_tier():
     assert check_claims(_tier_rows(), tier="paper")[0].status == "not measured"  # other names
     # A broken order reads as broken: each pair is joined by how it really compares.
     c6 = check_claims(_tier_rows(**fails["C6"]), tier="mini")[5].numbers
-    assert c6 == "simulation_bce: R-NEM 50 < RNN-EM 95 >= RNN 90"
+    assert c6.startswith("simulation_bce: R-NEM 50 < RNN-EM 95 >= RNN 90; ")
+    # IoU beside BCE (here not scored: the rows predate it), the pinned floors, the seed counts
+    assert "simulation_iou: not scored" in c6 and "floors: mean image BCE 488.6, copy" not in c6
+    assert "frozen last frame IoU 0.369" in c6 and c6.endswith("[seeds: R-NEM 1, RNN-EM 1, RNN 1]")
     # C5 says by how much no-att is worse on 4 balls, beside the bar it is held to.
     c5 = check_claims(_tier_rows(**fails["C5"]), tier="mini")[4].numbers
     assert re.search(r"\(no-att \+\d+\.\d%; as good means at most \+5%\)", c5), c5
@@ -151,9 +154,11 @@ def test_claims_flag_orders_the_seeds_do_not_settle():
     two_seeds = aggregate([_outcome(recipes["mini-balls4-rnem-k5"], "mini-balls4", s, simulation_bce=v) for s, v in ((0, 40), (1, 80))])
     rows[("mini-balls4-rnem-k5", "mini-balls4")]["stats"]["simulation_bce"] = two_seeds[("mini-balls4-rnem-k5", "mini-balls4")]["stats"]["simulation_bce"]
     rows[("mini-balls4-rnem-k5", "mini-balls4")]["seeds"] = [0, 1]
+    rows[("mini-balls4-rnem-k5", "mini-balls4")]["values"]["simulation_bce"] = [40, 80]
     c6 = {v.claim.id: v for v in check_claims(rows, tier="mini")}["C6"]
     assert c6.status == "holds"   # mean 60 < RNN-EM 70 < RNN 90
-    assert c6.numbers.endswith("(within one seed sd: R-NEM vs RNN-EM)")   # sd 28 > 70 - 60
+    assert "(within one seed sd: R-NEM vs RNN-EM);" in c6.numbers   # sd 28 > 70 - 60
+    assert c6.numbers.endswith("[seeds: R-NEM 2, RNN-EM 1, RNN 1]")
     assert "seed sd" not in {v.claim.id: v for v in check_claims(_tier_rows(), tier="mini")}["C6"].numbers
 
 
@@ -322,3 +327,18 @@ def test_check_against_refuses_what_it_cannot_compare(tmp_path):
     assert isinstance(missing.exception, RnemBenchError) and "no leaderboard folder" in str(missing.exception)
     both = runner.invoke(cli, ["reproduce", "--tier", "mini", "--check-against", str(tmp_path), "--from-board", str(tmp_path)])
     assert isinstance(both.exception, RnemBenchError) and "cannot be combined" in str(both.exception)
+
+
+def test_claims_read_video_ari_and_simulation_iou_against_their_floors():
+    """C2 and C3 show video ARI beside the best grid on the same score, C6 the simulation IoU of
+    the three models beside BCE, with the pinned floors; the verdicts stay the paper's metrics."""
+    from rnem_bench.leaderboard.board import GRID_SCORES
+
+    scored = {"balls4-rnem-k5/balls4/ari_video": 0.72, "balls4-rnem-k8/balls4/ari_video": 0.75}
+    scored.update({f"balls4-{m}/balls4/simulation_iou": v for m, v in (("rnem-k5", 0.2), ("rnn-em", 0.25), ("rnn", 0.3))})
+    verdicts = {v.claim.id: v for v in check_claims(_tier_rows(**scored), tier="mini")}
+    grid = GRID_SCORES["mini-balls4"]["2x2"]["ari_video"]
+    assert f"ari_video: R-NEM 0.72 (a fixed 2x2 grid, which knows no objects, scores {grid:.3g})" in verdicts["C2"].numbers
+    assert "ari_video: R-NEM K=8 0.75 vs R-NEM 0.72 (a fixed 2x2 grid" in verdicts["C3"].numbers
+    assert "simulation_iou: R-NEM 0.2, RNN-EM 0.25, RNN 0.3; floors:" in verdicts["C6"].numbers
+    assert [v.status for v in verdicts.values()].count("holds") == 7  # judged on the paper's metrics

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.evaluation.protocol import SIM_OBSERVE, SIM_STEPS  # the board compares these simulations
 from rnem_bench.evaluation.results import read_result
 
 RANK_METRIC = "relative_bce_last"  # paper figure 3: BCE at the last step relative to copying the frame
@@ -196,10 +197,41 @@ GRID_SCORES: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
-def best_grid(task: str) -> tuple[str, float] | None:
-    """The pinned grid with the highest ARI on ``task`` ("3x3", 0.664), or None where none is pinned."""
-    grids = GRID_ARI.get(task)
+def grid_scores(task: str, metric: str = "ari_mean") -> dict[str, float]:
+    """The pinned fixed grids' score ``metric`` (ari_mean: ``GRID_ARI``; ari_video, ari_late:
+    ``GRID_SCORES``) on ``task``, by grid; {} where none is pinned."""
+    if metric == "ari_mean":
+        return dict(GRID_ARI.get(task, {}))
+    return {name: scores[metric] for name, scores in GRID_SCORES.get(task, {}).items() if metric in scores}
+
+
+def best_grid(task: str, metric: str = "ari_mean") -> tuple[str, float] | None:
+    """The pinned grid with the highest ``metric`` on ``task`` ("3x3", 0.664), or None where none is pinned."""
+    grids = grid_scores(task, metric)
     return max(grids.items(), key=lambda item: item[1]) if grids else None
+
+
+# The reference rows of a board: what each pinned trivial predictor scores, keyed like a result's
+# metrics so the board's columns read them alike (a per-step metric by its mean over steps).
+_FLOOR_KEYS = {"bce_last": "bce_last", "iou_last": "iou_last", "simulation_bce": "simulation_bce_mean",
+               "simulation_iou": "simulation_iou_mean"}
+FLOOR_LABELS = {"copy": "copy", "soft-copy": "soft copy", "blur-copy": "blur copy", "mean-image": "mean image"}
+
+
+def reference_rows(task: str) -> list[tuple[str, dict[str, float]]]:
+    """(label, metrics) of every pinned trivial predictor on ``task``: the next-step and simulation
+    floors (copies frozen at the last observed frame in simulation), then the fixed grids' ARI."""
+    rows = []
+    copy = COPY_BASELINES.get(task, {}).get("bce_last")
+    for name, pinned in FLOORS.get(task, {}).items():
+        metrics = {key: pinned[floor_key] for key, floor_key in _FLOOR_KEYS.items() if floor_key in pinned}
+        if copy:
+            metrics[RANK_METRIC] = pinned["bce_last"] / copy
+        rows.append((FLOOR_LABELS.get(name, name), metrics))
+    for grid in GRID_ARI.get(task, {}):
+        metrics = {"ari_mean": GRID_ARI[task][grid], **GRID_SCORES.get(task, {}).get(grid, {})}
+        rows.append((f"{grid} grid", metrics))
+    return rows
 
 
 def grid_ari_text(task: str) -> str | None:
@@ -210,7 +242,6 @@ def grid_ari_text(task: str) -> str | None:
     return "fixed grids (no objects) score ARI " + ", ".join(f"{name} {value:.3f}" for name, value in grids.items())
 
 
-SIM_OBSERVE, SIM_STEPS = 10, 10  # the board's simulation protocol: observe 10 frames, simulate 10
 
 
 def _check_consistency(m: dict[str, Any], steps: int) -> None:

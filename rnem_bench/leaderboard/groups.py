@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnem_bench.leaderboard.board import RANK_METRIC, entries, entry_identity, training_init
+from rnem_bench.leaderboard.board import RANK_METRIC, entries, entry_identity, reference_rows, training_init
 
 Result = dict[str, Any]
 
@@ -31,6 +31,9 @@ class Column:
     keep: int  # importance: on a narrow terminal the lowest is dropped first
 
 
+# The paper's metrics, then the scores trivial predictors cannot win (the board's floor rows show
+# what those predictors score): video ARI (the late frames of a sequence as one clustering) and
+# the foreground IoU of the prediction, next step and in simulation.
 COLUMNS = [
     Column("BCE / copy", RANK_METRIC, "{:.3f}", keep=ALWAYS),
     Column("relational BCE / copy", "relative_relational_bce_last", "{:.3f}", keep=5),
@@ -38,13 +41,21 @@ COLUMNS = [
     Column("relational BCE", "relational_bce_last", "{:.2f}", keep=2),
     Column("ARI", "ari_mean", "{:.3f}", keep=6),
     Column("ARI last", "ari_last", "{:.3f}", keep=1),
+    Column("video ARI", "ari_video", "{:.3f}", keep=9),
+    Column("IoU last", "iou_last", "{:.3f}", keep=4),
     Column("sim. BCE (mean of 10)", "simulation_bce", "{:.2f}", keep=4),
+    Column("sim. IoU (mean of 10)", "simulation_iou", "{:.3f}", keep=8),
 ]
 ID_HEADER = ["#", "model", "K", "seeds"]
 NOTE_HEADER, NOTE_KEEP = "note", 7  # shortened runs are not comparable: the note outranks the minor metrics
 HEADER = ID_HEADER + [c.header for c in COLUMNS] + [NOTE_HEADER]
 
 STATS_LINE = "Values are the mean ± sample std (n - 1) over the seeds' entries; std only when n > 1."
+FLOORS_LINE = ("Rows marked (floor) are pinned trivial predictors that know nothing of objects or dynamics: a "
+               "copy of the frame (in simulation: the last observed frame, frozen), softened by the constant "
+               "that minimises its BCE on the valid split, blurred, the mean training image, and fixed grids "
+               "as groupings. A model's score says something only where it beats every floor: hedged "
+               "predictions win BCE, so IoU (of the prediction > 0.5) and video ARI are shown beside it.")
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,19 @@ def group_cells(group: Group, rank: str) -> list[str]:
 def group_rows(groups: list[Group]) -> list[list[str]]:
     """The ranked rows, one per configuration."""
     return [group_cells(g, str(rank)) for rank, g in enumerate(groups, 1)]
+
+
+def reference_cells(task: str) -> list[list[str]]:
+    """The board's floor rows (``board.reference_rows``): what trivial predictors that know nothing
+    of objects or dynamics score, in the columns of the ranked rows; no rank, K or seeds."""
+    rows = []
+    for label, metrics in reference_rows(task):
+        cells = ["", f"{label} (floor)", "", ""]
+        for c in COLUMNS:
+            value = metrics.get(c.key)
+            cells.append("-" if value is None else c.fmt.format(value))
+        rows.append(cells + ["pinned"])
+    return rows
 
 
 def seed_rows(groups: list[Group]) -> list[list[str]]:

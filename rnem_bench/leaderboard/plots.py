@@ -9,7 +9,7 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rnem_bench.leaderboard.board import RANK_METRIC, best_grid
+from rnem_bench.leaderboard.board import FLOOR_LABELS, RANK_METRIC, best_grid, reference_rows
 from rnem_bench.leaderboard.groups import Group
 
 if TYPE_CHECKING:
@@ -43,9 +43,9 @@ class SimulationCurves:
         return [statistics.stdev(v) for v in self._per_step()] if len(self.seeds) > 1 else None
 
 
-def simulation_curves(groups: list[Group]) -> list[SimulationCurves]:
-    return [SimulationCurves(g.label, tuple(map(tuple, curves)))
-            for g in groups if (curves := g.series("simulation_bce"))]
+def simulation_curves(groups: list[Group], key: str = "simulation_bce") -> list[SimulationCurves]:
+    """Each configuration's per-step ``key`` (simulation_bce or simulation_iou), where scored."""
+    return [SimulationCurves(g.label, tuple(map(tuple, curves))) for g in groups if (curves := g.series(key))]
 
 
 def simulation_baseline(groups: list[Group]) -> list[float] | None:
@@ -107,21 +107,31 @@ def _relative_plot(groups: list[Group]) -> Figure:
     return fig
 
 
-def _ari_plot(groups: list[Group], floor: tuple[str, float] | None = None) -> Figure:
+ARI_SERIES = [("ari_mean", "ARI (mean over steps)", "tab:green"), ("ari_video", "video ARI (late steps)", "tab:purple")]
+
+
+def _ari_plot(groups: list[Group], task: str) -> Figure:
+    """Bars of the paper's ARI and of video ARI, each with a dashed line at the best fixed grid on
+    the same score (a grid knows nothing of objects)."""
+    series = [s for s in ARI_SERIES if any(g.stat(s[0]).values for g in groups)]
     fig, ax = _pyplot().subplots(figsize=(5, 3.6))
-    _bars(ax, groups, [("ari_mean", "ARI (mean over steps)", "tab:green")])
-    if floor:  # the best fixed grid, which knows nothing of objects
-        name, value = floor
-        ax.axhline(value, color="grey", lw=0.8, ls="--", label=f"fixed {name} grid (no objects)")
-        ax.legend(fontsize=7)
-    ax.set_ylim(min([0.0, *(v for g in groups for v in g.stat("ari_mean").values)]), 1)
-    ax.set_title("ARI (mean over steps)", fontsize=10)
+    _bars(ax, groups, series)
+    for key, label, color in series:
+        floor = best_grid(task, key)
+        if floor:
+            name, value = floor
+            ax.axhline(value, color=color, lw=0.9, ls="--", label=f"best grid ({name}) on {label.split(' (')[0]}")
+    values = [v for g in groups for key, _, _ in series for v in g.stat(key).values]
+    ax.set_ylim(min([0.0, *values]), 1)
+    ax.set_title("grouping: ARI and video ARI", fontsize=10)
+    ax.legend(fontsize=6)
     return fig
 
 
-def _simulation_plot(curves: list[SimulationCurves], baseline: list[float] | None) -> Figure:
-    """Paper figure 4: per configuration a thin line with small markers per seed, mean ± std as error bars."""
-    fig, ax = _pyplot().subplots(figsize=(5, 3.6))
+def _simulation_panel(ax: Axes, curves: list[SimulationCurves], baseline: list[float] | None,
+                      floors: list[tuple[str, float]], ylabel: str) -> None:
+    """One score per simulated step: per configuration a thin line with small markers per seed and
+    mean ± std as error bars; the copy baseline per step, and the floors' means as dashed lines."""
     for i, c in enumerate(curves):
         color = f"C{i % 10}"
         for seed in c.seeds:
@@ -129,10 +139,30 @@ def _simulation_plot(curves: list[SimulationCurves], baseline: list[float] | Non
         ax.errorbar(c.steps, c.mean, yerr=c.std, color=color, lw=1.8, capsize=2, label=c.label)
     if baseline:
         ax.plot(range(1, len(baseline) + 1), baseline, color="black", ls="--", lw=1.2, label=SIM_BASELINE_LABEL)
+    for j, (label, value) in enumerate(floors):
+        ax.axhline(value, color="grey", lw=0.9, ls=(0, (1 + j, 2)), label=f"{label} (mean of 10)")
     ax.set_xlabel("simulated step")
-    ax.set_ylabel("BCE")
-    ax.set_title("simulation: BCE per simulated step", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=6)
+
+
+def _simulation_plot(groups: list[Group], task: str) -> Figure:
+    """Paper figure 4 (BCE per simulated step) and, beside it, the foreground IoU of the same
+    predictions, each with the pinned floors: the best-BCE trivial predictor, the frozen frame."""
+    iou = simulation_curves(groups, "simulation_iou")
+    fig, axes = _pyplot().subplots(1, 2 if iou else 1, figsize=(9 if iou else 5, 3.6), squeeze=False)
+    floors = dict(reference_rows(task))
+    bce_floor = min(((label, m["simulation_bce"]) for label, m in floors.items() if "simulation_bce" in m),
+                    key=lambda item: item[1], default=None)
+    _simulation_panel(axes[0][0], simulation_curves(groups), simulation_baseline(groups),
+                      [bce_floor] if bce_floor else [], "BCE")
+    axes[0][0].set_title("simulation: BCE per simulated step", fontsize=10)
+    if iou:
+        frozen = [(label, m["simulation_iou"]) for label, m in floors.items()
+                  if label == FLOOR_LABELS["copy"] and "simulation_iou" in m]
+        _simulation_panel(axes[0][1], iou, None, frozen, "foreground IoU")
+        axes[0][1].set_ylim(0, 1)
+        axes[0][1].set_title("simulation: IoU (prediction > 0.5) per step", fontsize=10)
     return fig
 
 
@@ -145,17 +175,18 @@ def plots(groups: list[Group], task: str | None = None) -> list[Plot]:
     if groups:
         found.append(Plot("Relative losses", "Loss of the last predicted frame relative to copying the current "
                           f"frame (paper, figure 3). {BAR_CAPTION}", _relative_plot(groups)))
-    if any(g.stat("ari_mean").values for g in groups):
-        floor = best_grid(task or "")
-        dashed = " Dashed: the best fixed grid, which knows nothing of objects." if floor else ""
-        found.append(Plot("ARI", f"ARI of the groups, mean over steps. {BAR_CAPTION}{dashed}", _ari_plot(groups, floor)))
-    curves = simulation_curves(groups)
-    if curves:
+    if any(g.stat(key).values for g in groups for key, _, _ in ARI_SERIES):
+        dashed = " Dashed: the best fixed grid on the same score, which knows nothing of objects." if task else ""
+        found.append(Plot("ARI", f"ARI of the groups, mean over steps, and video ARI (the late frames of a sequence "
+                          f"as one clustering). {BAR_CAPTION}{dashed}", _ari_plot(groups, task or "")))
+    if simulation_curves(groups):
         baseline = simulation_baseline(groups)
-        found.append(Plot("Simulation", "BCE per simulated step after 10 observed frames (paper, figure 4). Thin "
-                          "lines with dots: seeds; thick line and error bars: mean ± sample std"
-                          + (f"; dashed: the {SIM_BASELINE_LABEL} baseline." if baseline else "."),
-                          _simulation_plot(curves, baseline)))
+        found.append(Plot("Simulation", "BCE per simulated step after 10 observed frames (paper, figure 4) and, where "
+                          "scored, the foreground IoU of the same predictions. Thin lines with dots: seeds; thick "
+                          "line and error bars: mean ± sample std"
+                          + (f"; dashed black: the {SIM_BASELINE_LABEL} baseline" if baseline else "")
+                          + "; grey: pinned floors (the best-BCE trivial predictor, the frozen last frame).",
+                          _simulation_plot(groups, task or "")))
     return found
 
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Iterator
 
 from rnem_bench.leaderboard.board import RANK_METRIC, grid_ari_text
 from rnem_bench.leaderboard.groups import (
-    ALWAYS, COLUMNS, ID_HEADER, NOTE_HEADER, NOTE_KEEP, Group, group_cells, task_groups, tasks_on_board,
+    ALWAYS, COLUMNS, ID_HEADER, NOTE_HEADER, NOTE_KEEP, Group, group_cells, reference_cells, task_groups,
+    tasks_on_board,
 )
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ class TermColumn:
     cells: list[str]
     keep: int
     number: bool
+    scored: int = -1  # the first this many cells are entries (the rest: pinned floors); -1: all
 
     def min_width(self) -> int:
         """Numbers need their full text; headers may wrap at spaces; text may fold."""
@@ -39,14 +41,16 @@ class TermColumn:
 
     @property
     def empty(self) -> bool:
-        return all(c in ("-", "") for c in self.cells)
+        """No entry has this metric (whatever the floors score): the first column to drop."""
+        cells = self.cells if self.scored < 0 else self.cells[: self.scored]
+        return all(c in ("-", "") for c in cells)
 
 
-def _term_columns(table_rows: list[list[str]]) -> list[TermColumn]:
+def _term_columns(table_rows: list[list[str]], scored: int = -1) -> list[TermColumn]:
     specs = [("#", ALWAYS, True), ("model", ALWAYS, False), ("K", ALWAYS, True), ("seeds", ALWAYS, False)]
     specs += [(c.header, c.keep, True) for c in COLUMNS] + [(NOTE_HEADER, NOTE_KEEP, False)]
     cells = list(zip(*table_rows)) or [()] * len(specs)
-    return [TermColumn(header, list(col), keep, number) for (header, keep, number), col in zip(specs, cells)]
+    return [TermColumn(header, list(col), keep, number, scored) for (header, keep, number), col in zip(specs, cells)]
 
 
 def _rich_table(title: str, columns: list[TermColumn], widths: list[int], caption: str | None = None,
@@ -117,7 +121,12 @@ def rich_tables(board: Path, task: str | None = None, *, width: int = 80, per_se
     for name in tasks_on_board(board, task):
         groups = task_groups(name, board)
         table_rows, dim = _terminal_rows(groups, per_seed)
-        columns = _term_columns(table_rows)
+        scored = len(table_rows)
+        if groups:  # the pinned floors under the ranked rows, dimmed
+            floors = reference_cells(name)
+            dim |= set(range(len(table_rows), len(table_rows) + len(floors)))
+            table_rows += floors
+        columns = _term_columns(table_rows, scored)
         if not groups:  # an empty board: just the columns the ranking needs, headers unwrapped
             columns = [c for c in columns if c.keep == ALWAYS]
         kept, widths, dropped = fit_columns(columns, width)

@@ -31,6 +31,7 @@ class Scores:
 
     def __init__(self, rows: dict[tuple[str, str], dict[str, Any]], prefix: str):
         self.rows, self.prefix = rows, prefix
+        self.used: dict[str, int] = {}  # model -> seeds, of every figure read since the last reset
 
     def _key(self, model: str, task: str) -> tuple[str, str]:
         """(reference run, test task): balls runs train on balls4 and are also scored on balls678."""
@@ -43,15 +44,19 @@ class Scores:
         stats = self.rows.get(key, {}).get("stats", {})
         if metric not in stats:
             raise Missing(f"{key[0]} on {key[1]}")
+        self.used[model] = max(self.used.get(model, 0), self.seeds(model, task, metric))
         return stats[metric]
+
+    def seeds(self, model: str, task: str, metric: str) -> int:
+        """How many seeds ``metric`` was scored on (older result files lack the newer metrics)."""
+        return len(self.rows[self._key(model, task)]["values"][metric])
 
     def __call__(self, model: str, task: str, metric: str) -> float:
         return self.stat(model, task, metric)[0]
 
     def show(self, model: str, task: str, metric: str) -> str:
         mean, sd = self.stat(model, task, metric)
-        n = len(self.rows[self._key(model, task)]["seeds"])
-        return f"{NAMES[model]} {seed_stats_text(mean, sd, n, digits=4)}"
+        return f"{NAMES[model]} {seed_stats_text(mean, sd, self.seeds(model, task, metric), digits=4)}"
 
 
 @dataclass(frozen=True)
@@ -106,25 +111,45 @@ def c1(s: Scores) -> tuple[bool, str]:
     return _both(_below(s, "balls4", "bce", "rnem-k5", *others), _below(s, "balls4", "relational_bce", "rnem-k5", *others))
 
 
-def _grid_floor(s: Scores, task: str) -> str:
-    """Where the task's grid ARIs are pinned, the best of them: the ARI a partition that knows
-    nothing of objects gets (leaderboard.board.GRID_ARI); the claims' verdicts do not use it."""
+def _grid_floor(s: Scores, task: str, metric: str = "ari_mean") -> str:
+    """Where the task's grids are pinned, the best of them on ``metric``: what a partition that
+    knows nothing of objects gets (leaderboard.board); the claims' verdicts do not use it."""
     from rnem_bench.leaderboard.board import best_grid
 
-    best = best_grid(f"{s.prefix}{task}")
+    best = best_grid(f"{s.prefix}{task}", metric)
     return "" if best is None else f"; a fixed {best[0]} grid, which knows no objects, scores {best[1]:.3g}"
+
+
+def _grid_in_brackets(s: Scores, task: str, metric: str) -> str:
+    floor = _grid_floor(s, task, metric)
+    return f" ({floor.removeprefix('; ')})" if floor else ""
+
+
+def _optional(s: Scores, text: Callable[[], str], what: str) -> str:
+    """A figure beside the verdict that older result files may lack: its text, or says it is missing."""
+    try:
+        return "; " + text()
+    except Missing as missing:
+        return f"; {what}: not scored ({missing})"
+
+
+def _video_ari(s: Scores, *models: str) -> str:
+    """Video ARI (late frames as one clustering, which identity switches cost) of ``models`` on 4
+    balls, beside the best grid on the same score."""
+    return _optional(s, lambda: "ari_video: " + " vs ".join(s.show(m, "balls4", "ari_video") for m in models)
+                     + _grid_in_brackets(s, "balls4", "ari_video"), "ari_video")
 
 
 def c2(s: Scores) -> tuple[bool, str]:
     ari = s("rnem-k5", "balls4", "ari")
     return abs(ari - 0.8) <= ARI_ABOUT, (f"ari: {s.show('rnem-k5', 'balls4', 'ari')} (paper 0.8; holds within "
-                                         f"±{ARI_ABOUT}){_grid_floor(s, 'balls4')}")
+                                         f"±{ARI_ABOUT}){_grid_floor(s, 'balls4')}{_video_ari(s, 'rnem-k5')}")
 
 
 def c3(s: Scores) -> tuple[bool, str]:
     ari = s("rnem-k8", "balls4", "ari") > s("rnem-k5", "balls4", "ari")
     return _both((ari, f"ari: {s.show('rnem-k8', 'balls4', 'ari')} vs {s.show('rnem-k5', 'balls4', 'ari')}"
-                       f"{_grid_floor(s, 'balls4')}"),
+                       f"{_grid_floor(s, 'balls4')}{_video_ari(s, 'rnem-k8', 'rnem-k5')}"),
                  _below(s, "balls4", "relational_bce", "rnem-k8", "rnem-k5"))
 
 
@@ -146,8 +171,27 @@ def c5(s: Scores) -> tuple[bool, str]:
     return _both((as_good, text), _below(s, "balls678", "relative_bce", "rnem-k5", "rnem-noatt"))
 
 
+def _simulation_floors(s: Scores, task: str) -> str:
+    """The pinned floors of simulation: the trivial predictor with the lowest BCE, and the frozen
+    last observed frame's IoU (leaderboard.board.FLOORS)."""
+    from rnem_bench.leaderboard.board import FLOOR_LABELS, reference_rows
+
+    floors = dict(reference_rows(f"{s.prefix}{task}"))
+    bce = min(((label, m["simulation_bce"]) for label, m in floors.items() if "simulation_bce" in m),
+              key=lambda item: item[1], default=None)
+    iou = [m["simulation_iou"] for label, m in floors.items() if label == FLOOR_LABELS["copy"]
+           and "simulation_iou" in m]
+    parts = ([f"{bce[0]} BCE {bce[1]:.4g}"] if bce else []) + ([f"frozen last frame IoU {iou[0]:.3g}"] if iou else [])
+    return f"; floors: {', '.join(parts)}" if parts else ""
+
+
 def c6(s: Scores) -> tuple[bool, str]:
-    return _chain(s, "balls4", "simulation_bce", "rnem-k5", "rnn-em", "rnn")
+    """Judged on BCE as the paper does; the IoU of the same predictions and the floors beside it
+    (a hedged, blurry rollout wins BCE without predicting any motion)."""
+    holds, text = _chain(s, "balls4", "simulation_bce", "rnem-k5", "rnn-em", "rnn")
+    iou = _optional(s, lambda: "simulation_iou: " + ", ".join(s.show(m, "balls4", "simulation_iou")
+                                                              for m in ("rnem-k5", "rnn-em", "rnn")), "simulation_iou")
+    return holds, text + iou + _simulation_floors(s, "balls4")
 
 
 def c7(s: Scores) -> tuple[bool, str]:
@@ -171,12 +215,14 @@ def check_claims(rows: dict[tuple[str, str], dict[str, Any]], tier: str = "paper
     scores = Scores(rows, "mini-" if tier == "mini" else "")
     verdicts = []
     for claim in CLAIMS:
+        scores.used = {}
         try:
             holds, numbers = claim.check(scores)
         except Missing as missing:
             verdicts.append(Verdict(claim, NOT_MEASURED, f"needs {missing}"))
             continue
-        verdicts.append(Verdict(claim, HOLDS if holds else FAILS, numbers))
+        seeds = ", ".join(f"{NAMES[m]} {n}" for m, n in scores.used.items())
+        verdicts.append(Verdict(claim, HOLDS if holds else FAILS, f"{numbers} [seeds: {seeds}]"))
     return verdicts
 
 

@@ -36,6 +36,11 @@ METRIC_KEYS: dict[str, str] = {
     "relative_bce": "relative_bce_last",
     "relative_relational_bce": "relative_relational_bce_last",
     "simulation_bce": "simulation_bce",
+    # scores trivial predictors cannot win (optional: older result files lack them)
+    "ari_video": "ari_video",
+    "ari_late": "ari_late",
+    "iou_last": "iou_last",
+    "simulation_iou": "simulation_iou",
 }
 
 
