@@ -29,13 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 import rnem_bench.evaluation.floors as floors_mod
 import rnem_bench.evaluation.run as run_mod
 from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
-from rnem_bench.evaluation.floors import GRID_KEYS, NEXT_KEYS, PREDICTORS, SIM_KEYS, fit_dataset_of, summarise
+from rnem_bench.evaluation.floors import NEXT_KEYS, PREDICTORS, SIM_KEYS, fit_dataset_of, summarise
 from rnem_bench.metrics import mean_best_overlap
 from rnem_bench.paths import task_dataset_path
 

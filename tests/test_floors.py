@@ -16,7 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from rnem_bench.data.store import ChunkTask, DatasetWriter, open_dataset, write_chunk
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
+from rnem_bench.evaluation.evaluator import EvalConfig
 from rnem_bench.evaluation.floors import (
     blur_sigma, gaussian_blur, grid_floors, mean_image, next_step_floors, soft_constants, soften, task_floors,
 )
