@@ -56,7 +56,9 @@ class Scores:
 
     def show(self, model: str, task: str, metric: str) -> str:
         mean, sd = self.stat(model, task, metric)
-        return f"{NAMES[model]} {seed_stats_text(mean, sd, self.seeds(model, task, metric), digits=4)}"
+        n, total = self.seeds(model, task, metric), len(self.rows[self._key(model, task)]["seeds"])
+        partial = f" ({n} of {total} seeds)" if n < total else ""  # older result files lack newer metrics
+        return f"{NAMES[model]} {seed_stats_text(mean, sd, n, digits=4)}{partial}"
 
 
 @dataclass(frozen=True)
@@ -125,19 +127,22 @@ def _grid_in_brackets(s: Scores, task: str, metric: str) -> str:
     return f" ({floor.removeprefix('; ')})" if floor else ""
 
 
-def _optional(s: Scores, text: Callable[[], str], what: str) -> str:
-    """A figure beside the verdict that older result files may lack: its text, or says it is missing."""
-    try:
-        return "; " + text()
-    except Missing as missing:
-        return f"; {what}: not scored ({missing})"
+def _where_scored(s: Scores, task: str, metric: str, models: tuple[str, ...], sep: str = ", ") -> str:
+    """``metric`` of each model beside the verdict (not judged): older result files lack the newer
+    metrics, so a model without it reads "not scored"."""
+    parts = []
+    for m in models:
+        try:
+            parts.append(s.show(m, task, metric))
+        except Missing:
+            parts.append(f"{NAMES[m]} not scored")
+    return f"; {metric}: " + sep.join(parts)
 
 
 def _video_ari(s: Scores, *models: str) -> str:
     """Video ARI (late frames as one clustering, which identity switches cost) of ``models`` on 4
     balls, beside the best grid on the same score."""
-    return _optional(s, lambda: "ari_video: " + " vs ".join(s.show(m, "balls4", "ari_video") for m in models)
-                     + _grid_in_brackets(s, "balls4", "ari_video"), "ari_video")
+    return _where_scored(s, "balls4", "ari_video", models, " vs ") + _grid_in_brackets(s, "balls4", "ari_video")
 
 
 def c2(s: Scores) -> tuple[bool, str]:
@@ -189,8 +194,7 @@ def c6(s: Scores) -> tuple[bool, str]:
     """Judged on BCE as the paper does; the IoU of the same predictions and the floors beside it
     (a hedged, blurry rollout wins BCE without predicting any motion)."""
     holds, text = _chain(s, "balls4", "simulation_bce", "rnem-k5", "rnn-em", "rnn")
-    iou = _optional(s, lambda: "simulation_iou: " + ", ".join(s.show(m, "balls4", "simulation_iou")
-                                                              for m in ("rnem-k5", "rnn-em", "rnn")), "simulation_iou")
+    iou = _where_scored(s, "balls4", "simulation_iou", ("rnem-k5", "rnn-em", "rnn"))
     return holds, text + iou + _simulation_floors(s, "balls4")
 
 
