@@ -1,9 +1,12 @@
 """GPU-only checks (skipped without CUDA): bf16 autocast does not hurt the loss, the compiled EM
-step computes what the eager one does, and the harness trains on CUDA with its defaults and with
-the opt-in bf16 + phase decoder (torch.compile is left to the step test: compiling the harness's
-train and validation graphs took minutes under pytest on an H200)."""
+step computes what the eager one does, updates captured as a CUDA graph equal eager ones, and the
+harness trains on CUDA with its defaults, with the opt-in bf16 + phase decoder and with CUDA
+graphs (torch.compile is left to the step test: compiling the harness's train and validation
+graphs took minutes under pytest on an H200)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
@@ -12,6 +15,7 @@ from rnem_bench.models import build_model
 from rnem_bench.training import checkpoint as ckpt
 from rnem_bench.training.harness import sequence_loss, train
 from rnem_bench.training.resolve import make_config
+from rnem_bench.training.step import WARMUP, TrainStep, draw_inputs, make_optimizer
 
 pytestmark = pytest.mark.gpu
 
@@ -55,3 +59,46 @@ def test_harness_trains_on_cuda(tiny_balls, tmp_path, fast):
     assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in log)
     model, _ = ckpt.load_run(tmp_path / "run", device="cuda")
     assert next(model.parameters()).is_cuda
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_captured_updates_equal_eager_ones(bf16):
+    """Warm-up, capture, replays: the same losses and weights as eager updates on the same draws.
+    fp32 runs the same kernels (close to rounding); bf16 differs by autocast's cast cache, which a
+    graph must do without (the bf16 test's 1% on the loss; Adam moves a weight ~lr per update)."""
+    n = WARMUP + 5
+    frames = [_batch() for _ in range(n)]
+    runs = []
+    for graph in (False, True):
+        torch.manual_seed(0)
+        model = build_model("rnem", 64).cuda()
+        step = TrainStep(model, make_optimizer(model.parameters(), 1e-3, torch.device("cuda")), bf16=bf16, graph=graph,
+                         warn=pytest.fail)
+        gen = torch.Generator("cuda").manual_seed(1)
+        losses = torch.stack([step(draw_inputs(x, 5, 0.2, gen)) for x in frames]).cpu()
+        runs.append((losses, [p.detach().clone() for p in model.parameters()], step))
+    (eager, eager_w, _), (captured, captured_w, step) = runs
+    assert step.captured and step.eager_updates == WARMUP  # the last updates were replays
+    if bf16:
+        torch.testing.assert_close(captured, eager, rtol=0.01, atol=0)
+        for a, b in zip(captured_w, eager_w):
+            torch.testing.assert_close(a, b, rtol=0, atol=2e-3 * n)
+    else:
+        torch.testing.assert_close(captured, eager, rtol=1e-5, atol=0)
+        for a, b in zip(captured_w, eager_w):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_harness_trains_with_cuda_graphs_as_eager(tiny_balls, tmp_path):
+    """--cuda-graph: the run's losses match an eager run's, and resuming it eagerly is allowed."""
+    config = make_config("rnem", str(tiny_balls), k=3, epochs=2, batch_size=8, steps=4, device="cuda",
+                         progress=False, cuda_graph=True)
+    assert config.cuda_graph
+    train(config, tmp_path / "graph", progress=False)
+    train(dataclasses.replace(config, cuda_graph=False), tmp_path / "eager", progress=False)
+    graph, eager = ckpt.read_log(tmp_path / "graph"), ckpt.read_log(tmp_path / "eager")
+    for a, b in zip(graph, eager):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["valid_loss"] == pytest.approx(b["valid_loss"], rel=1e-4)
+    done = train(dataclasses.replace(config, cuda_graph=False, epochs=3), tmp_path / "graph", resume=True, progress=False)
+    assert done["epochs"] == 3

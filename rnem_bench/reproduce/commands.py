@@ -13,12 +13,16 @@ runs that still need training, a run that hits its share stops resumably (rerun 
 continue it) and is marked "shortened" in the results and the table. Figures from shortened runs
 or from the quick/tiny presets are not reproductions of the paper.
 
+``--jobs N`` trains N runs at once, each in a process of its own with 1/N of the CPU threads (on
+CUDA all on the same GPU), scored as each ends; each run's output goes to its ``job.log``.
+
 ``--from-board BOARD`` judges the claims from committed result files instead of runs, and
 ``--check-against BOARD`` holds fresh results against the committed ones (``check.py``).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -45,6 +49,9 @@ from rnem_bench.training.config import PRESETS
               help="paper: canonical data and the reference runs' caps; quick/tiny: small smoke runs (not reproductions).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/reproduce"), show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--jobs", "parallel", type=int, default=1, show_default=True,
+              help="Train N runs at once, each in its own process with 1/N of the CPU threads (on CUDA, on the same "
+                   "GPU); each run's output goes to RUNDIR/job.log, one line here when it starts and when it ends.")
 @click.option("--baselines", type=click.Path(path_type=Path), default=BASELINES_DIR, show_default=True,
               help="Folder of reference-run files.")
 @click.option("--no-evaluate", is_flag=True, help="Only train (e.g. on a GPU machine); evaluate in a later call.")
@@ -64,8 +71,8 @@ from rnem_bench.training.config import PRESETS
 @click.option("--list", "list_only", is_flag=True,
               help="Train nothing: list the chosen reference runs and seeds (and where their files are read from).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device, baselines, no_evaluate, board, report,
-              from_board, claims_markdown, check_against, list_only, quiet):
+def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device, parallel, baselines, no_evaluate, board,
+              report, from_board, claims_markdown, check_against, list_only, quiet):
     """Train, evaluate and compare the paper's reference runs for TASK (balls4, balls678, curtain,
     invaders, or a mini task), or for every task of a tier, and check the paper's claims.
 
@@ -75,6 +82,7 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
     rnem-bench reproduce balls4                           # all six balls4 reference runs, 3 seeds each (GPU)
     rnem-bench reproduce curtain --models rnem --seeds 1 --budget 120
     rnem-bench reproduce balls4 --preset tiny --seeds 1   # a one-minute smoke test on a CPU
+    rnem-bench reproduce balls4 --models balls4-rnem-k5 --jobs 3   # its 3 seeds at once (e.g. on one GPU)
     rnem-bench reproduce --tier mini --models mini-balls4-rnem-k5 --seed 0 --out runs/check \\
         --check-against leaderboards                      # does a rerun reproduce the committed seed 0?
     """
@@ -88,6 +96,8 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
         tier = get_task(task).tier
     if budget is not None and budget <= 0:
         raise RnemBenchError(f"--budget must be > 0 minutes, got {budget}")
+    if parallel < 1:
+        raise RnemBenchError(f"--jobs must be >= 1, got {parallel}")
     for option, folder in (("--from-board", from_board), ("--check-against", check_against)):
         if folder is not None and not folder.is_dir():
             raise RnemBenchError(f"{option}: no leaderboard folder at {folder}")
@@ -112,7 +122,10 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
     score = None
     if not no_evaluate:
         device = resolve_device(device)
-        score = lambda job, summary: evaluate_job(job, summary, task, preset, out, device, board)  # noqa: E731
+        # a partial, not a lambda: with --jobs it is sent to the jobs' processes
+        score = partial(evaluate_job, task=task, preset=preset, out=out, device=device, board=board)
+        if parallel > 1:
+            generate_test_sets(jobs, preset, not quiet)
     if report:
         if score is None:
             raise RnemBenchError("--report scores finished runs: it cannot be combined with --no-evaluate")
@@ -120,7 +133,8 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
         for job in pending:
             click.echo(f"== not finished: {job.run.name} seed {job.seed} ({job.rundir})")
     try:
-        summaries, outcomes = run_jobs(jobs, preset, device, None if budget is None else 60 * budget, not quiet, score)
+        summaries, outcomes = run_jobs(jobs, preset, device, None if budget is None else 60 * budget, not quiet, score,
+                                       parallel)
     except Interrupted as stop:  # Ctrl-C or SIGTERM: the run in flight saved last.pt; exit 130 / 143
         click.echo(f"{stop}; rerun the same command to resume (finished runs and their results are kept)", err=True)
         raise
@@ -138,3 +152,14 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
         every_seed = select_jobs(task, out, models, None, baselines, tier)  # the spread needs all committed seeds
         for line in format_checks(check_reproduction(outcomes, board_outcomes(every_seed, check_against))):
             click.echo(line)
+
+
+def generate_test_sets(jobs, preset: str, progress: bool) -> None:
+    """Every test set the jobs are scored on, generated here if missing: with --jobs the jobs'
+    processes would otherwise race to write the same dataset."""
+    from rnem_bench.tasks import get_task
+    from rnem_bench.training.config import get_preset
+    from rnem_bench.training.resolve import task_dataset
+
+    for name in sorted({ev.task for job in jobs for ev in job.run.evaluate}):
+        task_dataset(get_task(name), get_preset(preset), progress)

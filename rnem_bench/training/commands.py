@@ -30,6 +30,9 @@ from rnem_bench.training.config import PRESETS
 @click.option("--bf16/--no-bf16", default=None, help="bf16 autocast (default: on with CPUs that do bf16 natively, AVX512_BF16/AMX; off on CUDA, where the fast path measured slower on an H200).")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the EM step (default: off; it measured slower on CPU and, with bf16, on an H200).")
 @click.option("--reference-decoder/--phase-decoder", default=None, help="Resize-then-convolve decoder, or its exact x2 phase form (default: phase on CPU, where it is ~1.9x faster; resize on CUDA).")
+@click.option("--cuda-graph/--no-cuda-graph", default=False, show_default=True,
+              help="Capture each update as a CUDA graph and replay it (one process on CUDA; same maths and noise). "
+                   "Off by default until it is timed on a GPU (benchmarks/gpu_check.sh).")
 @click.option("--init", type=click.Choice(["original", "pytorch"]), default="original", show_default=True,
               help="Parameter init: the original code's (glorot-uniform weights, zero biases) or PyTorch's defaults.")
 @click.option("--n-actions", type=int, default=None, help="Action count for datasets with actions (default: the dataset's, else 6).")
@@ -39,7 +42,7 @@ from rnem_bench.training.config import PRESETS
 @click.option("--max-minutes", type=float, default=None, help="Stop resumably between epochs once the next epoch would pass this wall time.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, steps, seed, device, bf16,
-        compile_, reference_decoder, init, n_actions, out, resume, max_minutes, quiet):
+        compile_, reference_decoder, cuda_graph, init, n_actions, out, resume, max_minutes, quiet):
     """Train MODEL (rnem, rnem-noatt, rnn-em, rnn, lstm) on a task or dataset.
 
     \b
@@ -58,6 +61,7 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
         model, dataset, preset, k=k, noise=noise, epochs=epochs, batch_size=batch_size, lr=lr,
         patience=patience, seed=seed, steps=steps, device=device, bf16=bf16, compile=compile_,
         n_actions=n_actions, progress=not quiet, reference_decoder=reference_decoder, init=init,
+        cuda_graph=cuda_graph,
     )
     if resume and out is None:
         raise RnemBenchError("--resume needs --out RUNDIR: the run to continue")
@@ -65,7 +69,11 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
     click.echo(f"run {config.model} on {config.task or config.dataset}: K={config.k} noise={config.noise} "
                f"steps={config.steps} batch={config.batch_size} epochs<={config.epochs} device={config.device}"
                f"{' bf16' if config.bf16 else ' fp32'}{' compiled' if config.compile else ''}"
+               f"{' cuda-graph' if config.cuda_graph else ''}"
                f"{' reference-decoder' if config.reference_decoder else ''} -> {rundir}")
+    if cuda_graph and not config.cuda_graph:
+        processes = f", {config.world_size} processes" if config.world_size > 1 else ""
+        click.echo(f"note: --cuda-graph applies to one process on CUDA; this run ({config.device}{processes}) stays eager")
     if bf16 is None and not config.bf16 and not config.device.startswith("cuda"):
         click.echo(f"note: fp32, because {config.device} does not do bf16 natively (bf16 autocast would be emulated, slower)")
     try:

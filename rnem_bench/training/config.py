@@ -73,9 +73,11 @@ class RunConfig:
     reference_decoder: bool = False     # resize-then-convolve decoder instead of the exact x2 phase form
     world_size: int = 1                 # DDP processes (torchrun); batch_size is per process
     init: str = "original"              # parameter init: the original code's ("original") or "pytorch"
+    cuda_graph: bool = False            # capture the update as a CUDA graph (single-process CUDA; training/step.py)
 
-    # Fields that may change when a run is resumed (they do not change its result).
-    RESUMABLE_CHANGES = ("epochs", "patience", "device", "dataset", "world_size", "reference_decoder")
+    # Fields that may change when a run is resumed: they do not change its maths, at most its
+    # rounding (the device, the decoder's exact phase form, a captured update's bf16 casts).
+    RESUMABLE_CHANGES = ("epochs", "patience", "device", "dataset", "world_size", "reference_decoder", "cuda_graph")
 
     def validate(self) -> None:
         checks = [
@@ -137,6 +139,6 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "image_size": (int,), "steps": (int,), "dataset_fingerprint": (str,), "preset": (str,), "epochs": (int,),
     "batch_size": (int,), "lr": (int, float), "patience": (int,), "train_limit": (int,), "valid_limit": (int,),
     "use_actions": (bool,), "model_options": (dict,), "device": (str,), "bf16": (bool,), "compile": (bool,),
-    "world_size": (int,), "reference_decoder": (bool,), "init": (str,),
+    "world_size": (int,), "reference_decoder": (bool,), "init": (str,), "cuda_graph": (bool,),
 }
 _OPTIONAL = {"task", "train_limit", "valid_limit"}

@@ -7,6 +7,9 @@ seeded with ``(seed, epoch, rank)``. So a run resumed from ``last.pt`` (saved at
 boundary with the optimizer, early-stopping state and RNG states) redoes exactly what the
 killed run would have done, and ends where an uninterrupted run ends.
 
+Each update is a ``step.TrainStep``: eager, or with ``cuda_graph`` (one process on CUDA) a replayed
+CUDA graph of the same update on the same draws (``training/step.py``).
+
 Ctrl-C (SIGINT) and SIGTERM stop a run after the optimiser update in flight: ``last.pt`` then
 also holds the position within the epoch (batches done, their loss sums, the noise generator),
 summary.json says ``"stop_reason": "signal"`` and ``fit`` raises ``Interrupted`` (exit status
@@ -29,6 +32,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from itertools import islice
@@ -45,11 +49,11 @@ from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.metrics import adjusted_rand_index, assignments
 from rnem_bench.models import build_model
-from rnem_bench.models.nem import bitflip, init_gamma
-from rnem_bench.models.fastpath import autocast, fast_layout
+from rnem_bench.models.fastpath import fast_layout
 from rnem_bench.signals import Interrupted, StopRequest, signal_name, stop_on_signals
 from rnem_bench.training import checkpoint as ckpt
 from rnem_bench.training.config import RunConfig
+from rnem_bench.training.step import StepInputs, TrainStep, draw_inputs, forward, make_optimizer, match_capturable
 
 
 @dataclass
@@ -137,13 +141,9 @@ def sequence_outputs(
 ) -> dict[str, torch.Tensor]:
     """The model's outputs on one batch: frames (B, T+1, H, W) 0/1 on the model's device.
     Inputs are frames 0..T-1 with bit-flip noise, targets the clean frames 1..T. Always "loss";
-    with ``record`` also "psi" and "gamma" (B, T, K, H, W)."""
-    x = frames.float()
-    B, _, H, _ = x.shape
-    inputs = bitflip(x[:, :-1], noise, gen)
-    gamma0 = init_gamma(B, k, H, gen, device=x.device)
-    with autocast(x.device, bf16):
-        return model(inputs, x[:, 1:], gamma0, actions, record=record)
+    with ``record`` also "psi" and "gamma" (B, T, K, H, W). (``step.draw_inputs`` and
+    ``step.forward``, the pieces the training loop runs.)"""
+    return forward(model, draw_inputs(frames, k, noise, gen, actions), bf16, record)
 
 
 def sequence_loss(
@@ -191,7 +191,11 @@ class Trainer:
         if self.env.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.optimizer = make_optimizer(self.net.parameters(), config.lr, self.device)
+        # CUDA graphs: one process on CUDA only (DDP's gradient all-reduce stays eager).
+        graph = config.cuda_graph and self.device.type == "cuda" and self.env.world_size == 1
+        self.train_step = TrainStep(self.model, self.optimizer, bf16=config.bf16, graph=graph,
+                                    warn=lambda line: tqdm.write(line, file=sys.stderr))
         self.state = Progress()
         self._partial: EpochCursor | None = None   # the epoch last.pt was saved in the middle of
         self._stop: StopRequest | None = None      # set while fit() runs
@@ -243,6 +247,7 @@ class Trainer:
         try:
             self.net.load_state_dict(saved["model"])
             self.optimizer.load_state_dict(saved["optimizer"])
+            match_capturable(self.optimizer, self.device)
             torch.set_rng_state(saved["rng"]["torch"])
             if "cuda" in saved["rng"] and self.device.type == "cuda":
                 torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
@@ -265,11 +270,12 @@ class Trainer:
         return total
 
     # ----------------------------------------------------------------------------- one batch
-    def _loss(self, batch: dict[str, torch.Tensor], gen: torch.Generator) -> tuple[torch.Tensor, int]:
+    def _inputs(self, batch: dict[str, torch.Tensor], gen: torch.Generator) -> StepInputs:
+        """A loader batch on the device, with its noise and initial gamma drawn from ``gen``."""
         c = self.config
         x = batch["features"][:, : c.steps + 1].to(self.device, non_blocking=True)  # (B, T+1, H, W) uint8
         actions = batch["actions"][:, : c.steps].to(self.device).long() if c.use_actions else None
-        return sequence_loss(self.model, x, self.k, c.noise, gen, actions, bf16=c.bf16), x.shape[0]
+        return draw_inputs(x, self.k, c.noise, gen, actions)
 
     def _allreduce(self, *values: float) -> list[float]:
         if self.env.world_size == 1:
@@ -337,13 +343,11 @@ class Trainer:
         for i, batch in enumerate(batches, start=done):
             if i == probe_from and self.on_cost is not None:
                 probe_start = self._now()
-            loss, b = self._loss(batch, gen)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            inputs = self._inputs(batch, gen)
+            loss = self.train_step(inputs)  # eager, or a CUDA graph's replay: no host sync either way
             self.state.updates += 1
-            total += loss.detach() * b
-            seen += b
+            total += loss * inputs.batch_size
+            seen += inputs.batch_size
             done = i + 1
             if done % sync_every == 0 or done == cur.n_batches:
                 value = loss.item()
@@ -399,11 +403,10 @@ class Trainer:
             # Ranks may hold different numbers of validation batches: check only when alone.
             if self.env.world_size == 1 and self._stop_requested():
                 return None
-            x = batch["features"][:, : c.steps + 1].to(self.device, non_blocking=True)
-            actions = batch["actions"][:, : c.steps].to(self.device).long() if c.use_actions else None
-            out = sequence_outputs(self.model, x, self.k, c.noise, gen, actions, bf16=c.bf16, record=self.track_ari)
-            total += out["loss"].item() * x.shape[0]
-            seen += x.shape[0]
+            inputs = self._inputs(batch, gen)
+            out = forward(self.model, inputs, c.bf16, record=self.track_ari)
+            total += out["loss"].item() * inputs.batch_size
+            seen += inputs.batch_size
             if self.track_ari:  # a step's gamma groups the frame it predicts: frame t + 1
                 groups = batch["groups"][:, 1 : c.steps + 1].to(self.device)
                 ari += adjusted_rand_index(assignments(out["gamma"]), groups).sum(0).cpu()

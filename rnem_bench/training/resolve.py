@@ -62,11 +62,13 @@ def make_config(
     epochs: int | None = None, batch_size: int | None = None, lr: float = 1e-3, patience: int | None = None,
     seed: int = 0, steps: int | None = None, device: str = "auto", bf16: bool | None = None,
     compile: bool | None = None, n_actions: int | None = None, progress: bool = True,
-    reference_decoder: bool | None = None, init: str = "original",
+    reference_decoder: bool | None = None, init: str = "original", cuda_graph: bool = False,
 ) -> RunConfig:
     """Resolve every default: the preset's sizes, the task's K and noise, the device's speed flags
     (``fastpath.speed_defaults``: on CPU bf16 where native and the phase decoder; on CUDA eager
-    fp32 with the resize decoder, which measured faster on an H200). A flag given wins."""
+    fp32 with the resize decoder, which measured faster on an H200). A flag given wins.
+    ``cuda_graph`` holds only where it can act: one process on CUDA (it is off by default: the
+    captured update has not been timed on a GPU yet)."""
     from rnem_bench.models.fastpath import speed_defaults
 
     from rnem_bench.models import MODELS, model_config
@@ -92,6 +94,7 @@ def make_config(
     k = fixed_k or (k if k is not None else (task.k_train if task else 5))  # an explicit 0 is refused below
     device = resolve_device(device)
     fast = speed_defaults(device)
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
     config = RunConfig(
         model=model, dataset=str(Path(ds.path).resolve()), task=task.name if task else None,
         k=k, noise=noise if noise is not None else (task.noise if task else 0.2), seed=seed,
@@ -101,7 +104,8 @@ def make_config(
         use_actions=use_actions, model_options=options, device=device,
         bf16=_given(bf16, fast.bf16), compile=_given(compile, fast.compile),
         reference_decoder=_given(reference_decoder, fast.reference_decoder),
-        world_size=int(os.environ.get("WORLD_SIZE", 1)), init=init,
+        world_size=world_size, init=init,
+        cuda_graph=cuda_graph and device.startswith("cuda") and world_size == 1,
     )
     config.validate()
     return config
