@@ -68,11 +68,14 @@ from rnem_bench.training.config import PRESETS
 @click.option("--check-against", type=click.Path(path_type=Path), default=None,
               help="Compare each fresh result with the committed result of the same seed on this leaderboard "
                    "folder, against the seed-to-seed spread there (a reproduction check).")
+@click.option("--init", "init", type=click.Choice(["original", "pytorch"]), default="original", show_default=True,
+              help="With --from-board or --check-against: judge the entries trained from this initialisation "
+                   "(entries from before it was recorded are pytorch); the two are never mixed.")
 @click.option("--list", "list_only", is_flag=True,
               help="Train nothing: list the chosen reference runs and seeds (and where their files are read from).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device, parallel, baselines, no_evaluate, board,
-              report, from_board, claims_markdown, check_against, list_only, quiet):
+              report, from_board, claims_markdown, check_against, init, list_only, quiet):
     """Train, evaluate and compare the paper's reference runs for TASK (balls4, balls678, curtain,
     invaders, or a mini task), or for every task of a tier, and check the paper's claims.
 
@@ -112,7 +115,7 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
                        f"<= {r.epochs} epochs -> {job.rundir}")
         return
     if from_board is not None:
-        outcomes = board_outcomes(jobs, from_board)
+        outcomes = board_outcomes(jobs, from_board, init)
         scored = {(o.job.run.name, o.job.seed) for o in outcomes}
         for job in jobs:
             if (job.run.name, job.seed) not in scored:
@@ -150,7 +153,7 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
         from rnem_bench.reproduce.check import check_reproduction, format_checks
 
         every_seed = select_jobs(task, out, models, None, baselines, tier)  # the spread needs all committed seeds
-        for line in format_checks(check_reproduction(outcomes, board_outcomes(every_seed, check_against))):
+        for line in format_checks(check_reproduction(outcomes, board_outcomes(every_seed, check_against, init))):
             click.echo(line)
 
 
