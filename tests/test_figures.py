@@ -56,6 +56,10 @@ def test_mosaic_and_pngs(parts, tmp_path):
     assert img.dtype == np.uint8 and img.shape == (len(rows) * (S + 1) - 1, T * (S + 1), 3)
     save_figure2(rows, tmp_path / "fig.png", "title")
     save_curves([{"epoch": e, "train_loss": 10.0 - e, "valid_loss": 11.0 - e} for e in range(4)], tmp_path / "c.png")
-    for name in ("fig.png", "c.png"):
+    # runs that log the validation ARI get it drawn on a second axis of the same figure
+    log = [{"epoch": e, "train_loss": 10.0 - e, "valid_loss": 11.0 - e, "valid_ari_mean": 0.2 * e, "valid_ari_last": 0.25 * e}
+           for e in range(1, 4)]
+    save_curves(log, tmp_path / "ari.png")
+    for name in ("fig.png", "c.png", "ari.png"):
         with Image.open(tmp_path / name) as im:
             assert im.format == "PNG" and im.size[0] > 100

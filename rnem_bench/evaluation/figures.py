@@ -83,7 +83,21 @@ def save_curves(log: list[dict], out: Path) -> None:
             ax.plot(epochs, [e[key] for e in log], marker="o", ms=3, label=key.replace("_", " "))
     ax.set_xlabel("epoch")
     ax.set_ylabel("N-EM loss")
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    # Grouping beside the loss (logged by runs since validation ARI was added): when a run leaves the
+    # symmetric plateau, and how its grouping moves with its loss, read off one figure.
+    aris = [(key, label) for key, label in (("valid_ari_mean", "valid ARI (mean)"), ("valid_ari_last", "valid ARI (last step)"))
+            if any(key in e for e in log)]
+    if aris:
+        right = ax.twinx()
+        for (key, label), style in zip(aris, ("--", ":")):
+            points = [(e["epoch"], e[key]) for e in log if key in e]
+            right.plot(*zip(*points), color="tab:green", ls=style, marker="s", ms=3, label=label)
+        right.set_ylim(0, 1)
+        right.set_ylabel("ARI")
+        more, more_labels = right.get_legend_handles_labels()
+        handles, labels = handles + more, labels + more_labels
+    ax.legend(handles, labels, fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
