@@ -15,7 +15,7 @@
 #   6. the run packed into $OUT: one tar.xz of last.pt, best.pt (unless it holds last.pt's weights), config.json,
 #      log.jsonl, summary.json and the result files, cut into 15 MiB parts (the device tool returns files of at
 #      most 16 MiB). R-NEM's last.pt is ~57 MiB (weights and Adam's two moments in fp32); stored as 4 byte planes
-#      (the floats' exponent bytes together) it compresses to ~47 MiB, plain ~52 MiB.
+#      (the floats' exponent bytes together) it compressed to 47 MB on a dry run (52 MB plain); with best.pt 65 MB.
 # Each step has its own time limit, so a slow one cannot starve the rest; everything is logged to $OUT/log.txt
 # (OUT defaults to ./gpu-out) as it comes, so a call cut short still returns what ran.
 #

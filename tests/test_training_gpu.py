@@ -36,31 +36,6 @@ def test_bf16_loss_matches_fp32(name):
     assert abs(bf16.item() - fp32.item()) < 0.01 * fp32.item()
 
 
-def test_compiled_step_matches_eager():
-    torch.manual_seed(0)
-    model = build_model("rnem", 64).cuda()
-    x = _batch()
-    eager = sequence_loss(model, x, 5, 0.2, torch.Generator("cuda").manual_seed(1))
-    model.compile_step(dynamic=False)
-    compiled = sequence_loss(model, x, 5, 0.2, torch.Generator("cuda").manual_seed(1))
-    compiled.backward()
-    assert compiled.item() == pytest.approx(eager.item(), rel=1e-3)
-
-
-@pytest.mark.parametrize("fast", [False, True])
-def test_harness_trains_on_cuda(tiny_balls, tmp_path, fast):
-    opt_in = dict(bf16=True, reference_decoder=False) if fast else {}
-    config = make_config("rnem", str(tiny_balls), k=3, epochs=2, batch_size=8, steps=4, device="cuda",
-                         progress=False, **opt_in)
-    assert config.bf16 == fast and config.reference_decoder != fast and not config.compile
-    summary = train(config, tmp_path / "run", progress=False)
-    assert summary["epochs"] == 2
-    log = ckpt.read_log(tmp_path / "run")
-    assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in log)
-    model, _ = ckpt.load_run(tmp_path / "run", device="cuda")
-    assert next(model.parameters()).is_cuda
-
-
 @pytest.mark.parametrize("bf16", [False, True])
 def test_captured_updates_equal_eager_ones(bf16):
     """Warm-up, capture, replays: the same losses and weights as eager updates on the same draws.
@@ -89,12 +64,14 @@ def test_captured_updates_equal_eager_ones(bf16):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_harness_trains_with_cuda_graphs_as_eager(tiny_balls, tmp_path):
-    """--cuda-graph: the run's losses match an eager run's, and resuming it eagerly is allowed."""
+def test_harness_trains_with_cuda_graphs_as_eager(tiny_balls, tmp_path, capsys):
+    """--cuda-graph: the run captures (8 updates > the warm-up, no fallback line), its losses match
+    an eager run's, and resuming it eagerly is allowed."""
     config = make_config("rnem", str(tiny_balls), k=3, epochs=2, batch_size=8, steps=4, device="cuda",
                          progress=False, cuda_graph=True)
     assert config.cuda_graph
-    train(config, tmp_path / "graph", progress=False)
+    assert train(config, tmp_path / "graph", progress=False)["updates"] > WARMUP
+    assert "capture failed" not in capsys.readouterr().err
     train(dataclasses.replace(config, cuda_graph=False), tmp_path / "eager", progress=False)
     graph, eager = ckpt.read_log(tmp_path / "graph"), ckpt.read_log(tmp_path / "eager")
     for a, b in zip(graph, eager):
@@ -102,3 +79,28 @@ def test_harness_trains_with_cuda_graphs_as_eager(tiny_balls, tmp_path):
         assert a["valid_loss"] == pytest.approx(b["valid_loss"], rel=1e-4)
     done = train(dataclasses.replace(config, cuda_graph=False, epochs=3), tmp_path / "graph", resume=True, progress=False)
     assert done["epochs"] == 3
+
+
+def test_compiled_step_matches_eager():
+    torch.manual_seed(0)
+    model = build_model("rnem", 64).cuda()
+    x = _batch()
+    eager = sequence_loss(model, x, 5, 0.2, torch.Generator("cuda").manual_seed(1))
+    model.compile_step(dynamic=False)
+    compiled = sequence_loss(model, x, 5, 0.2, torch.Generator("cuda").manual_seed(1))
+    compiled.backward()
+    assert compiled.item() == pytest.approx(eager.item(), rel=1e-3)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_harness_trains_on_cuda(tiny_balls, tmp_path, fast):
+    opt_in = dict(bf16=True, reference_decoder=False) if fast else {}
+    config = make_config("rnem", str(tiny_balls), k=3, epochs=2, batch_size=8, steps=4, device="cuda",
+                         progress=False, **opt_in)
+    assert config.bf16 == fast and config.reference_decoder != fast and not config.compile
+    summary = train(config, tmp_path / "run", progress=False)
+    assert summary["epochs"] == 2
+    log = ckpt.read_log(tmp_path / "run")
+    assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in log)
+    model, _ = ckpt.load_run(tmp_path / "run", device="cuda")
+    assert next(model.parameters()).is_cuda
