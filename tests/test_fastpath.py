@@ -91,8 +91,8 @@ def test_checkpoints_of_the_earlier_code_still_fit(name, size):
 
 @pytest.mark.parametrize("size", sorted(PRE_FASTPATH_PREDICTIONS))
 def test_same_weights_predict_what_the_earlier_code_predicted(size):
-    torch.manual_seed(0)
-    model = build_model("rnem", size, **({"n_actions": 6} if size == 84 else {}))
+    torch.manual_seed(0)  # the same weights as then: the earlier code started from PyTorch's init
+    model = build_model("rnem", size, init="pytorch", **({"n_actions": 6} if size == 84 else {}))
     g = torch.Generator().manual_seed(1)
     x = (torch.rand(2, 5, size, size, generator=g) > 0.8).to(torch.uint8)
     actions = torch.zeros(2, 5, dtype=torch.long) if size == 84 else None
