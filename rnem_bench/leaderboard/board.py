@@ -234,6 +234,17 @@ def reference_rows(task: str) -> list[tuple[str, dict[str, float]]]:
     return rows
 
 
+def simulation_floors(task: str) -> tuple[tuple[str, float] | None, tuple[str, float] | None]:
+    """(label, value) of the trivial predictor with the lowest simulation BCE (mean of the simulated
+    steps) and of the frozen last observed frame's simulation IoU on ``task``; None where not pinned."""
+    floors = dict(reference_rows(task))
+    bce = min(((label, m["simulation_bce"]) for label, m in floors.items() if "simulation_bce" in m),
+              key=lambda item: item[1], default=None)
+    copy = floors.get(FLOOR_LABELS["copy"], {})
+    iou = (FLOOR_LABELS["copy"], copy["simulation_iou"]) if "simulation_iou" in copy else None
+    return bce, iou
+
+
 def grid_ari_text(task: str) -> str | None:
     """"fixed grids (no objects) score ARI 2x2 0.666, 3x3 0.647, 4x4 0.512" for a pinned task, else None."""
     grids = GRID_ARI.get(task)

@@ -9,7 +9,7 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rnem_bench.leaderboard.board import FLOOR_LABELS, RANK_METRIC, best_grid, reference_rows
+from rnem_bench.leaderboard.board import RANK_METRIC, best_grid, simulation_floors
 from rnem_bench.leaderboard.groups import Group
 
 if TYPE_CHECKING:
@@ -151,16 +151,12 @@ def _simulation_plot(groups: list[Group], task: str) -> Figure:
     predictions, each with the pinned floors: the best-BCE trivial predictor, the frozen frame."""
     iou = simulation_curves(groups, "simulation_iou")
     fig, axes = _pyplot().subplots(1, 2 if iou else 1, figsize=(9 if iou else 5, 3.6), squeeze=False)
-    floors = dict(reference_rows(task))
-    bce_floor = min(((label, m["simulation_bce"]) for label, m in floors.items() if "simulation_bce" in m),
-                    key=lambda item: item[1], default=None)
+    bce_floor, frozen = simulation_floors(task)
     _simulation_panel(axes[0][0], simulation_curves(groups), simulation_baseline(groups),
                       [bce_floor] if bce_floor else [], "BCE")
     axes[0][0].set_title("simulation: BCE per simulated step", fontsize=10)
     if iou:
-        frozen = [(label, m["simulation_iou"]) for label, m in floors.items()
-                  if label == FLOOR_LABELS["copy"] and "simulation_iou" in m]
-        _simulation_panel(axes[0][1], iou, None, frozen, "foreground IoU")
+        _simulation_panel(axes[0][1], iou, None, [frozen] if frozen else [], "foreground IoU")
         axes[0][1].set_ylim(0, 1)
         axes[0][1].set_title("simulation: IoU (prediction > 0.5) per step", fontsize=10)
     return fig

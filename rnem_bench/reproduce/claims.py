@@ -179,14 +179,10 @@ def c5(s: Scores) -> tuple[bool, str]:
 def _simulation_floors(s: Scores, task: str) -> str:
     """The pinned floors of simulation: the trivial predictor with the lowest BCE, and the frozen
     last observed frame's IoU (leaderboard.board.FLOORS)."""
-    from rnem_bench.leaderboard.board import FLOOR_LABELS, reference_rows
+    from rnem_bench.leaderboard.board import simulation_floors
 
-    floors = dict(reference_rows(f"{s.prefix}{task}"))
-    bce = min(((label, m["simulation_bce"]) for label, m in floors.items() if "simulation_bce" in m),
-              key=lambda item: item[1], default=None)
-    iou = [m["simulation_iou"] for label, m in floors.items() if label == FLOOR_LABELS["copy"]
-           and "simulation_iou" in m]
-    parts = ([f"{bce[0]} BCE {bce[1]:.4g}"] if bce else []) + ([f"frozen last frame IoU {iou[0]:.3g}"] if iou else [])
+    bce, iou = simulation_floors(f"{s.prefix}{task}")
+    parts = ([f"{bce[0]} BCE {bce[1]:.4g}"] if bce else []) + ([f"frozen last frame IoU {iou[1]:.3g}"] if iou else [])
     return f"; floors: {', '.join(parts)}" if parts else ""
 
 
