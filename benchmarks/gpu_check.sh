@@ -11,7 +11,8 @@
 #   4. with the time left: R-NEM K=5 on the canonical balls4 at the paper config (batch 64, Adam 1e-3, noise 0.2)
 #      on the faster fp32 path of step 2 (TRAIN_PATH=auto|graph|eager), with --max-minutes so that it stops
 #      between epochs, resumably (an epoch that cannot end in time is stopped by SIGTERM, also resumably);
-#   5. its best checkpoint on the canonical balls4 test split at K=5 and balls678 at K=8 (result files);
+#   5. its best checkpoint on the canonical balls4 test split at K=5 and balls678 at K=8 (result files), with
+#      forward passes and rollouts replayed as CUDA graphs (--cuda-graph), beside EAGER_LIMIT sequences eagerly;
 #   6. the run packed into $OUT: one tar.xz of last.pt, best.pt (unless it holds last.pt's weights), config.json,
 #      log.jsonl, summary.json and the result files, cut into 15 MiB parts (the device tool returns files of at
 #      most 16 MiB). R-NEM's last.pt is ~57 MiB (weights and Adam's two moments in fp32); stored as 4 byte planes
@@ -144,7 +145,7 @@ EOF
   fi
 fi
 
-left=$((TOTAL - SECONDS - 2 * T_EVAL - 30))  # the training's limit: what is left after the evaluations and packing
+left=$((TOTAL - SECONDS - 2 * T_EVAL - ${T_EVAL_EAGER:-25} - 30))  # the training's limit: what is left after the evaluations and packing
 if [ -d "$DATA4" ] && [ "$left" -ge 60 ]; then
   # --max-minutes counts from the first update: leave ~40 s for the start and the last checkpoint
   minutes=$(awk -v s="$left" 'BEGIN {printf "%.2f", (s - 40) / 60}')
@@ -156,12 +157,25 @@ fi
 
 # 5. Its best checkpoint on the test splits (needs one finished epoch: best.pt).
 if [ -f "$RUN/best.pt" ]; then
+  # the reference for the captured evaluation's speed: the first EAGER_LIMIT test sequences, eagerly
+  step eval_eager "${T_EVAL_EAGER:-25}" "${RNEM[@]}" evaluate "$RUN" --task balls4 --dataset "$DATA4" --k 5 \
+    --device "$DEVICE" --no-cuda-graph --limit "${EAGER_LIMIT:-640}" --out "$WORK/result-eager.json"
   step eval_balls4 "$T_EVAL" "${RNEM[@]}" evaluate "$RUN" --task balls4 --dataset "$DATA4" --k 5 \
-    --device "$DEVICE" --out "$RUN/result-balls4.json"
+    --device "$DEVICE" --cuda-graph --out "$RUN/result-balls4.json"
   if [ -d "$DATA678" ]; then
     step eval_balls678 "$T_EVAL" "${RNEM[@]}" evaluate "$RUN" --task balls678 --dataset "$DATA678" --k 8 \
-      --device "$DEVICE" --out "$RUN/result-balls678.json"
+      --device "$DEVICE" --cuda-graph --out "$RUN/result-balls678.json"
   fi
+  "$PY" - "$WORK/result-eager.json" "$RUN/result-balls4.json" "$RUN/result-balls678.json" <<'EOF' 2>&1 | tee -a "$LOG" "$WORK/summary.txt"
+import json, sys
+for path in sys.argv[1:]:  # sequences per second of each evaluation (model, rollout and metrics)
+    try:
+        r = json.load(open(path))
+    except OSError:
+        continue
+    n = r["dataset"]["n_sequences"]
+    print(f"== eval rate {path.rsplit('/', 1)[-1]}: {n} sequences in {r['wall_time_s']:.1f} s = {n / r['wall_time_s']:.0f}/s")
+EOF
 else
   echo "== evaluate: skipped (no best.pt: no epoch finished)" | tee -a "$LOG" "$WORK/summary.txt"
 fi

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 # entry that matches wins. "*.commands" (click commands) and "*.cli_options" belong to the CLI.
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["rnem_bench.__init__", "rnem_bench.errors", "rnem_bench.paths", "rnem_bench.io", "rnem_bench.device",
-              "rnem_bench.signals", "rnem_bench.cli_tools", "rnem_bench.data.schema"]),
+              "rnem_bench.graphs", "rnem_bench.signals", "rnem_bench.cli_tools", "rnem_bench.data.schema"]),
     ("games", ["rnem_bench.dqn", "rnem_bench.policies"]),          # the DQN that plays, its shipped weights
     ("generators", ["rnem_bench.generators"]),
     ("tasks", ["rnem_bench.recipes", "rnem_bench.tasks"]),          # dataset recipes and the benchmark's tasks

@@ -1,5 +1,6 @@
 """GPU-only checks (skipped without CUDA): bf16 autocast does not hurt the loss, the compiled EM
-step computes what the eager one does, updates captured as a CUDA graph equal eager ones, and the
+step computes what the eager one does, updates and evaluation's forward passes captured as CUDA
+graphs equal eager ones, and the
 harness trains on CUDA with its defaults, with the opt-in bf16 + phase decoder and with CUDA
 graphs (torch.compile is left to the step test: compiling the harness's train and validation
 graphs took minutes under pytest on an H200)."""
@@ -64,9 +65,28 @@ def test_captured_updates_equal_eager_ones(bf16):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_captured_inference_equals_eager():
+    """Evaluation's predictions and rollouts replayed as CUDA graphs (after the warm-up) equal the
+    eager ones on the same draws, to fp32 rounding; the last, smaller batch runs eagerly."""
+    from rnem_bench.models import Inference
+
+    torch.manual_seed(0)
+    model = build_model("rnem", 64).cuda()
+    batches = [_batch() for _ in range(WARMUP + 2)] + [_batch()[:3]]  # (8, 7, 64, 64), then (3, ...)
+    eager, graphed = Inference(model, 5, 0.2), Inference(model, 5, 0.2, cuda_graph=True, warn=pytest.fail)
+    for i, x in enumerate(batches):
+        a, b = eager.predict(x, seed=i), graphed.predict(x, seed=i)
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(graphed.rollout(x, 3, 3, seed=i), eager.rollout(x, 3, 3, seed=i), rtol=1e-4, atol=1e-4)
+    assert graphed._predict.captured and graphed._predict.replays == 2
+    assert graphed._rollouts[(3, 3)].captured and graphed._rollouts[(3, 3)].replays == 2
+
+
 def test_harness_trains_with_cuda_graphs_as_eager(tiny_balls, tmp_path, capsys):
-    """--cuda-graph: the run captures (8 updates > the warm-up, no fallback line), its losses match
-    an eager run's, and resuming it eagerly is allowed."""
+    """--cuda-graph: the run captures its updates and validation batches (8 updates and 2
+    validation batches an epoch, no fallback line), its losses match an eager run's, and resuming
+    it eagerly is allowed."""
     config = make_config("rnem", str(tiny_balls), k=3, epochs=2, batch_size=8, steps=4, device="cuda",
                          progress=False, cuda_graph=True)
     assert config.cuda_graph

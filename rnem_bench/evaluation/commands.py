@@ -33,15 +33,18 @@ def _echo_summary(result: dict, path: Path) -> None:
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--limit", type=int, default=None, help="Only the first N test sequences (not leaderboard-valid).")
 @click.option("--device", default="cpu", show_default=True, help="Where the model and the metrics run (cpu, cuda, cuda:1).")
+@click.option("--cuda-graph/--no-cuda-graph", default=False, show_default=True,
+              help="On CUDA, replay each full batch's forward pass and rollout as a CUDA graph (same draws, same scores).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Result file (default RUNDIR/result-TASK.json).")
-def evaluate(rundir, task, dataset, k, batch_size, limit, device, out):
+def evaluate(rundir, task, dataset, k, batch_size, limit, device, cuda_graph, out):
     """Score RUNDIR's best checkpoint on a test split and write a result file."""
     from rnem_bench.evaluation.results import write_result
     from rnem_bench.evaluation.run import evaluate_run
 
     if not (rundir / "config.json").exists():
         raise RnemBenchError(f"{rundir} is not a run directory (no config.json)")
-    result = evaluate_run(rundir, task=task, k=k, dataset=dataset, batch_size=batch_size, limit=limit, device=device)
+    result = evaluate_run(rundir, task=task, k=k, dataset=dataset, batch_size=batch_size, limit=limit, device=device,
+                          cuda_graph=cuda_graph)
     path = write_result(result, out or rundir / f"result-{result['task']}.json")
     _echo_summary(result, path)
 

@@ -19,13 +19,14 @@ from rnem_bench.evaluation.results import make_result
 def evaluate_run(
     rundir: str | Path, task: str | None = None, k: int | None = None, dataset: str | Path | None = None,
     split: str = "test", batch_size: int = 64, limit: int | None = None, device: str = "cpu",
-    which: str = "best",
+    which: str = "best", cuda_graph: bool = False,
 ) -> dict[str, Any]:
     """Score ``rundir``'s checkpoint on a test split and return a validated result object.
 
     ``task``: the task to evaluate on (default: the run's own); ``dataset``: a dataset path
     (default: the task's canonical dataset, else the run's dataset); ``k``: components at test
-    time (default: the task's ``k_eval``, e.g. 8 for balls678, else the run's K).
+    time (default: the task's ``k_eval``, e.g. 8 for balls678, else the run's K); ``cuda_graph``:
+    on CUDA, replay each full batch's prediction and rollout as a CUDA graph (``models.Inference``).
     """
     from rnem_bench.data.store import resolve_dataset_path
     from rnem_bench.data.store import open_dataset
@@ -33,6 +34,7 @@ def evaluate_run(
     from rnem_bench.training.checkpoint import load_run, read_summary
 
     t0 = time.perf_counter()
+    from rnem_bench.models import Inference
     from rnem_bench.models.fastpath import fast_layout, native_bf16
 
     model, cfg = load_run(rundir, which=which, device=device)
@@ -49,15 +51,20 @@ def evaluate_run(
     arrays = ("features", "actions") if cfg.use_actions else ("features",)
     loader = SequenceLoader(ds, split, arrays=arrays, batch_size=batch_size, shuffle=False, drop_last=False,
                             limit=evaluator.n)
+    runner = Inference(model, k, cfg.noise, bf16, cuda_graph=cuda_graph)
     start = 0
     for batch in loader:
         feats = batch["features"]
         actions = batch.get("actions")
         if actions is not None:
             actions = actions.long()
-        preds = _predict(model, feats, k, cfg.noise, actions, cfg.seed, bf16)
+        out = runner.predict(feats, actions, cfg.seed)
+        preds = {"psi": out["psi"], "gamma": out["gamma"]}
         if simulate:
-            preds["simulation"] = _rollout(model, feats, k, evaluator.config.sim_observe, actions, cfg.seed, bf16, cfg.noise)
+            sim = runner.rollout(feats, evaluator.config.sim_observe, SIM_STEPS, actions, cfg.seed)
+            if not torch.isfinite(sim).all():
+                raise RnemBenchError("the model's rollout produced NaN or Inf")
+            preds["simulation"] = sim.clamp(0, 1)
         evaluator.update(start, preds)
         start += feats.shape[0]
     metrics = evaluator.result()
@@ -87,20 +94,3 @@ def _updates(cfg, summary: dict[str, Any]) -> int | None:
     except (RnemBenchError, KeyError):
         return None
     return int(epochs) * (min(n, cfg.train_limit or n) // cfg.batch_size)
-
-
-def _predict(model, feats: torch.Tensor, k: int, noise: float, actions, seed: int, bf16: bool) -> dict[str, torch.Tensor]:
-    from rnem_bench.models import predict
-
-    out = predict(model, feats, k, noise, actions=actions, seed=seed, bf16=bf16)
-    return {"psi": out["psi"], "gamma": out["gamma"]}
-
-
-def _rollout(model, feats: torch.Tensor, k: int, n_observe: int, actions, seed: int, bf16: bool,
-             noise: float) -> torch.Tensor:
-    from rnem_bench.models import rollout
-
-    sim = rollout(model, feats, k, n_observe, SIM_STEPS, actions=actions, seed=seed, bf16=bf16, noise=noise)
-    if not torch.isfinite(sim).all():
-        raise RnemBenchError("the model's rollout produced NaN or Inf")
-    return sim.clamp(0, 1)

@@ -3,7 +3,8 @@ settings. Public API (used by the harness and the evaluator):
 
 - ``build_model(name, image_size, **overrides)``: a fresh ``NEM`` module;
 - ``predict(model, features, k, noise)``: per-step psi, gamma (and attention) of a batch;
-- ``rollout(model, features, k, n_observe, n_sim)``: the paper's simulation protocol.
+- ``rollout(model, features, k, n_observe, n_sim)``: the paper's simulation protocol;
+- ``Inference(model, k, noise)``: both over many batches, on CUDA optionally replayed as CUDA graphs.
 
 Adding a model: write ``rnem_bench/models/<name>.py`` holding ``CONFIG = NEMConfig(...)`` (new
 cells go in ``cells.py``, new interaction functions in ``interaction.py``) and add one line to
@@ -16,7 +17,7 @@ import dataclasses
 import importlib
 
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.models.inference import predict, rollout
+from rnem_bench.models.inference import Inference, predict, rollout
 from rnem_bench.models.nem import NEM, NEMConfig
 
 # registry name -> module holding its CONFIG
@@ -45,4 +46,4 @@ def build_model(name: str, image_size: int, **overrides) -> NEM:
     return NEM(model_config(name, image_size, **overrides), name=name)
 
 
-__all__ = ["MODELS", "NEM", "NEMConfig", "build_model", "model_config", "predict", "rollout"]
+__all__ = ["MODELS", "NEM", "NEMConfig", "Inference", "build_model", "model_config", "predict", "rollout"]

@@ -54,6 +54,8 @@ from rnem_bench.training.config import PRESETS
                    "GPU); each run's output goes to RUNDIR/job.log, one line here when it starts and when it ends.")
 @click.option("--baselines", type=click.Path(path_type=Path), default=BASELINES_DIR, show_default=True,
               help="Folder of reference-run files.")
+@click.option("--cuda-graph/--no-cuda-graph", default=False, show_default=True,
+              help="On CUDA, replay each training update, validation and test batch as a CUDA graph (training/step.py).")
 @click.option("--no-evaluate", is_flag=True, help="Only train (e.g. on a GPU machine); evaluate in a later call.")
 @click.option("--submit", "board", type=click.Path(path_type=Path), default=None,
               help="Also submit each fully trained result to this leaderboard folder (e.g. leaderboards), "
@@ -74,7 +76,7 @@ from rnem_bench.training.config import PRESETS
 @click.option("--list", "list_only", is_flag=True,
               help="Train nothing: list the chosen reference runs and seeds (and where their files are read from).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device, parallel, baselines, no_evaluate, board,
+def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device, parallel, baselines, cuda_graph, no_evaluate, board,
               report, from_board, claims_markdown, check_against, init, list_only, quiet):
     """Train, evaluate and compare the paper's reference runs for TASK (balls4, balls678, curtain,
     invaders, or a mini task), or for every task of a tier, and check the paper's claims.
@@ -126,7 +128,7 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
     if not no_evaluate:
         device = resolve_device(device)
         # a partial, not a lambda: with --jobs it is sent to the jobs' processes
-        score = partial(evaluate_job, task=task, preset=preset, out=out, device=device, board=board)
+        score = partial(evaluate_job, task=task, preset=preset, out=out, device=device, board=board, cuda_graph=cuda_graph)
         if parallel > 1:
             generate_test_sets(jobs, preset, not quiet)
     if report:
@@ -137,7 +139,7 @@ def reproduce(task, tier, models, seeds, only_seeds, budget, preset, out, device
             click.echo(f"== not finished: {job.run.name} seed {job.seed} ({job.rundir})")
     try:
         summaries, outcomes = run_jobs(jobs, preset, device, None if budget is None else 60 * budget, not quiet, score,
-                                       parallel)
+                                       parallel, cuda_graph)
     except Interrupted as stop:  # Ctrl-C or SIGTERM: the run in flight saved last.pt; exit 130 / 143
         click.echo(f"{stop}; rerun the same command to resume (finished runs and their results are kept)", err=True)
         raise

@@ -65,26 +65,28 @@ def select_jobs(task: str | None, out: Path, models: str | None, seeds: int | No
     return jobs if task is not None else sorted(jobs, key=lambda j: j.seed)
 
 
-def job_config(job: Job, preset: str, device: str, progress: bool):
-    """The run config of a reference run: the reference run's caps at the paper preset, the preset's otherwise."""
+def job_config(job: Job, preset: str, device: str, progress: bool, cuda_graph: bool = False):
+    """The run config of a reference run: the reference run's caps at the paper preset, the preset's
+    otherwise; ``cuda_graph``: updates replayed as a CUDA graph (where it can act: one process on CUDA)."""
     from rnem_bench.training.resolve import make_config
 
     r, paper = job.run, preset == "paper"
     return make_config(
         r.model, r.task, preset, k=r.k, noise=r.noise, seed=job.seed, lr=r.lr, device=device,
         epochs=r.epochs if paper else None, batch_size=r.batch_size if paper else None,
-        patience=r.patience if paper else None, n_actions=r.n_actions, progress=progress,
+        patience=r.patience if paper else None, n_actions=r.n_actions, progress=progress, cuda_graph=cuda_graph,
     )
 
 
 def run_jobs(jobs: list[Job], preset: str, device: str, budget_s: float | None, progress: bool,
-             score: Callable[[Job, dict], list[T]] | None = None, parallel: int = 1) -> tuple[dict[Job, dict], list[T]]:
+             score: Callable[[Job, dict], list[T]] | None = None, parallel: int = 1,
+             cuda_graph: bool = False) -> tuple[dict[Job, dict], list[T]]:
     """Train (or resume, or skip if finished) every job and ``score`` each as soon as its training
     ends, so its result files exist even if a later run is interrupted: one at a time here, or
     ``parallel`` at a time in processes of their own (``run_concurrently``).
     Returns each job's training summary and what ``score`` returned (``scoring.Outcome``s), in job order."""
     if parallel > 1:
-        return run_concurrently(jobs, preset, device, budget_s, progress, score, parallel)
+        return run_concurrently(jobs, preset, device, budget_s, progress, score, parallel, cuda_graph)
     from rnem_bench.training.harness import train
 
     budget = Budget(budget_s, unfinished_jobs(jobs))
@@ -92,7 +94,7 @@ def run_jobs(jobs: list[Job], preset: str, device: str, budget_s: float | None, 
     outcomes: list[T] = []
     for job in jobs:
         share = budget.share(job)
-        config = job_config(job, preset, device, progress)
+        config = job_config(job, preset, device, progress, cuda_graph)
         click.echo(start_line(job, budget, share))
         summaries[job] = train(config, job.rundir, resume=True, progress=progress, time_limit=share)
         if score is not None:
@@ -146,7 +148,8 @@ class JobEnd:
 
 
 def run_concurrently(jobs: list[Job], preset: str, device: str, budget_s: float | None, progress: bool,
-                     score: Callable[[Job, dict], list[T]] | None, parallel: int) -> tuple[dict[Job, dict], list[T]]:
+                     score: Callable[[Job, dict], list[T]] | None, parallel: int,
+                     cuda_graph: bool = False) -> tuple[dict[Job, dict], list[T]]:
     """``run_jobs`` with up to ``parallel`` jobs at once, each in a spawned process with
     ``torch.get_num_threads() // parallel`` threads (on CUDA all on the same GPU), training and
     scoring exactly as one at a time, without progress bars; ``score`` must pickle (a module-level
@@ -161,7 +164,7 @@ def run_concurrently(jobs: list[Job], preset: str, device: str, budget_s: float 
 
     import torch
 
-    configs = {job: job_config(job, preset, device, progress) for job in jobs}
+    configs = {job: job_config(job, preset, device, progress, cuda_graph) for job in jobs}
     threads = max(1, torch.get_num_threads() // parallel)
     pool = JobProcesses(multiprocessing.get_context("spawn"), parallel)
     budget = Budget(budget_s, unfinished_jobs(jobs), parallel)

@@ -57,7 +57,7 @@ def paper_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 
 def evaluate_job(job: Job, summary: dict, task: str | None, preset: str, out: Path, device: str = "cpu",
-                 board: Path | None = None) -> list[Outcome]:
+                 board: Path | None = None, cuda_graph: bool = False) -> list[Outcome]:
     """Score a job's best checkpoint on its reference run's test sets; one result file each, written at
     once (and kept: a result newer than the checkpoint is read back instead of recomputed).
     With ``board``, results of fully trained runs are also submitted there with the run's
@@ -81,7 +81,7 @@ def evaluate_job(job: Job, summary: dict, task: str | None, preset: str, out: Pa
         else:
             dataset = task_dataset(get_task(ev.task), get_preset(preset), progress=False)
             click.echo(f"== evaluate {job.run.name} seed {job.seed} on {ev.task} at K={ev.k}")
-            result = evaluate_run(job.rundir, task=ev.task, k=ev.k, dataset=dataset, device=device)
+            result = evaluate_run(job.rundir, task=ev.task, k=ev.k, dataset=dataset, device=device, cuda_graph=cuda_graph)
             atomic_write_text(path, json.dumps(result, indent=2) + "\n")
         if board is not None and full:
             publish(path, job.rundir, board)

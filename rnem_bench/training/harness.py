@@ -8,7 +8,8 @@ boundary with the optimizer, early-stopping state and RNG states) redoes exactly
 killed run would have done, and ends where an uninterrupted run ends.
 
 Each update is a ``step.TrainStep``: eager, or with ``cuda_graph`` (one process on CUDA) a replayed
-CUDA graph of the same update on the same draws (``training/step.py``).
+CUDA graph of the same update on the same draws (``training/step.py``); validation batches likewise
+(forward only, ``rnem_bench.graphs.GraphedCall``).
 
 Ctrl-C (SIGINT) and SIGTERM stop a run after the optimiser update in flight: ``last.pt`` then
 also holds the position within the epoch (batches done, their loss sums, the noise generator),
@@ -47,6 +48,7 @@ from tqdm import tqdm
 from rnem_bench.data.loader import SequenceLoader
 from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
+from rnem_bench.graphs import GraphedCall
 from rnem_bench.metrics import adjusted_rand_index, assignments
 from rnem_bench.models import build_model
 from rnem_bench.models.fastpath import fast_layout
@@ -194,8 +196,9 @@ class Trainer:
         self.optimizer = make_optimizer(self.net.parameters(), config.lr, self.device)
         # CUDA graphs: one process on CUDA only (DDP's gradient all-reduce stays eager).
         graph = config.cuda_graph and self.device.type == "cuda" and self.env.world_size == 1
-        self.train_step = TrainStep(self.model, self.optimizer, bf16=config.bf16, graph=graph,
-                                    warn=lambda line: tqdm.write(line, file=sys.stderr))
+        warn = lambda line: tqdm.write(line, file=sys.stderr)  # noqa: E731
+        self.train_step = TrainStep(self.model, self.optimizer, bf16=config.bf16, graph=graph, warn=warn)
+        self.valid_call = GraphedCall(self._valid_forward, graph, "validation", warn=warn)
         self.state = Progress()
         self._partial: EpochCursor | None = None   # the epoch last.pt was saved in the middle of
         self._stop: StopRequest | None = None      # set while fit() runs
@@ -387,6 +390,13 @@ class Trainer:
                 if self.state.epoch else "no checkpoint was written")
         return f"training loss became {value} at epoch {epoch + 1}, batch {batch + 1}; run stopped ({kept}); try a lower --lr"
 
+    def _valid_forward(self, inputs: torch.Tensor, targets: torch.Tensor, gamma0: torch.Tensor,
+                       actions: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """One validation batch, forward only: "loss", and "gamma" where ARI is tracked (what
+        ``valid_call`` runs, eagerly or replayed as a CUDA graph)."""
+        out = forward(self.model, StepInputs(inputs, targets, gamma0, actions), self.config.bf16, record=self.track_ari)
+        return {name: out[name] for name in ("loss", "gamma") if name in out}
+
     @torch.no_grad()
     def validate(self) -> dict[str, float] | None:
         """The mean validation loss ("valid_loss") and, for mixture models on data with true
@@ -404,7 +414,7 @@ class Trainer:
             if self.env.world_size == 1 and self._stop_requested():
                 return None
             inputs = self._inputs(batch, gen)
-            out = forward(self.model, inputs, c.bf16, record=self.track_ari)
+            out = self.valid_call(inputs.inputs, inputs.targets, inputs.gamma0, inputs.actions)
             total += out["loss"].item() * inputs.batch_size
             seen += inputs.batch_size
             if self.track_ari:  # a step's gamma groups the frame it predicts: frame t + 1

@@ -24,22 +24,22 @@ gradient of a weight used at every step is summed in fp32 rather than in bf16.
 
 The first ``WARMUP`` updates run eagerly on a side stream (cuDNN's autotuning and the optimiser's
 state are created there, before a capture), the next one is captured and then every update
-replays it. A capture that raises leaves the run eager, with a one-line warning.
+replays it. A capture that raises leaves the run eager, with a one-line warning. The capturing
+itself is ``rnem_bench.graphs.GraphedCall``, which validation and evaluation use too.
 """
 
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import torch
 
+from rnem_bench.graphs import WARMUP, GraphedCall
 from rnem_bench.models.fastpath import autocast
 from rnem_bench.models.nem import bitflip, init_gamma
 
-WARMUP = 3  # eager updates before the capture (PyTorch's whole-network example warms up 3)
+__all__ = ["WARMUP", "StepInputs", "draw_inputs", "forward", "update", "make_optimizer", "match_capturable", "TrainStep"]
 
 
 @dataclass
@@ -54,19 +54,6 @@ class StepInputs:
     @property
     def batch_size(self) -> int:
         return self.inputs.shape[0]
-
-    def tensors(self) -> list[torch.Tensor]:
-        return [t for t in (self.inputs, self.targets, self.gamma0, self.actions) if t is not None]
-
-    def clone(self) -> "StepInputs":
-        """Copies in memory of their own (a graph's static inputs)."""
-        actions = None if self.actions is None else self.actions.clone()
-        return StepInputs(self.inputs.clone(), self.targets.clone(), self.gamma0.clone(), actions)
-
-    def fits(self, other: "StepInputs") -> bool:
-        """Whether ``other`` can be copied into these tensors (same tensors, shapes and dtypes)."""
-        mine, theirs = self.tensors(), other.tensors()
-        return len(mine) == len(theirs) and all(a.shape == b.shape and a.dtype == b.dtype for a, b in zip(mine, theirs))
 
 
 def draw_inputs(frames: torch.Tensor, k: int, noise: float, gen: torch.Generator,
@@ -116,86 +103,35 @@ def match_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> 
                 state["step"] = state["step"].to(device=p.device if capturable else "cpu", dtype=torch.float32)
 
 
-def _stderr_line(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
 class TrainStep:
     """Runs ``update`` for the training loop: eagerly, or with ``graph`` (single-process CUDA)
-    warmed up, captured once and replayed (see the module docstring). ``warn`` is told, in one
-    line, when a capture fails and the run goes on eagerly."""
+    warmed up, captured once and replayed (``rnem_bench.graphs.GraphedCall``). ``warn`` is told,
+    in one line, when a capture fails and the run goes on eagerly."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, bf16: bool = False,
-                 graph: bool = False, warn: Callable[[str], None] = _stderr_line):
+                 graph: bool = False, warn: Callable[[str], None] | None = None):
         self.model, self.optimizer, self.bf16 = model, optimizer, bf16
-        self.graph_wanted = graph
-        self.warn = warn
-        self.eager_updates = 0
-        self._graph: torch.cuda.CUDAGraph | None = None
-        self._static: StepInputs | None = None  # the graph's inputs: each update is copied into them
-        self._loss: torch.Tensor | None = None  # the graph's output
+        # zero_grad(set_to_none) before the capture: backward then allocates the grads in the graph's pool
+        clear = lambda: optimizer.zero_grad(set_to_none=True)  # noqa: E731
+        self._call = GraphedCall(self._update, graph, "training", **({"warn": warn} if warn else {}),
+                                 before_capture=clear, on_failure=clear)
+
+    def _update(self, inputs: torch.Tensor, targets: torch.Tensor, gamma0: torch.Tensor,
+                actions: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        return {"loss": update(self.model, self.optimizer, StepInputs(inputs, targets, gamma0, actions), self.bf16)}
+
+    @property
+    def graph_wanted(self) -> bool:
+        return self._call.enabled
 
     @property
     def captured(self) -> bool:
-        return self._graph is not None
+        return self._call.captured
+
+    @property
+    def eager_updates(self) -> int:
+        return self._call.eager_calls
 
     def __call__(self, batch: StepInputs) -> torch.Tensor:
         """One update on ``batch`` (drawn with ``draw_inputs``); returns its loss (detached)."""
-        if self._graph is None and self.graph_wanted and self.eager_updates >= WARMUP:
-            self._capture(batch)
-        if self._graph is not None and self._static.fits(batch):
-            return self._replay(batch)
-        warming_up = self.graph_wanted and self._graph is None
-        with _side_stream(batch.inputs.device) if warming_up else nullcontext():
-            loss = update(self.model, self.optimizer, batch, self.bf16)
-        self.eager_updates += 1
-        return loss
-
-    def _capture(self, batch: StepInputs) -> None:
-        """Record one update on static copies of ``batch`` (recording runs nothing: the update of
-        ``batch`` itself is the first replay). On failure, warn once and stay eager."""
-        try:
-            static = batch.clone()
-            self.optimizer.zero_grad(set_to_none=True)  # backward then allocates the grads in the graph's pool
-            graph = torch.cuda.CUDAGraph()
-            with _no_autocast_cache(), torch.cuda.graph(graph):
-                loss = update(self.model, self.optimizer, static, self.bf16)
-        except Exception as err:  # noqa: BLE001 - any failure to capture: train on, eagerly
-            self.graph_wanted = False
-            self.optimizer.zero_grad(set_to_none=True)
-            reason = (str(err).strip().splitlines() or [""])[0][:160]
-            self.warn(f"warning: CUDA graph capture failed ({type(err).__name__}: {reason}); training goes on eagerly")
-            return
-        self._graph, self._static, self._loss = graph, static, loss
-
-    def _replay(self, batch: StepInputs) -> torch.Tensor:
-        for static, new in zip(self._static.tensors(), batch.tensors()):
-            static.copy_(new)
-        self._graph.replay()
-        return self._loss.clone()  # the next replay overwrites the graph's output
-
-
-@contextmanager
-def _side_stream(device: torch.device) -> Iterator[None]:
-    """Run the block on a fresh CUDA stream that waits for the current one and is waited on after
-    it (PyTorch's warm-up before a capture); a no-op off CUDA."""
-    if device.type != "cuda":
-        yield
-        return
-    current = torch.cuda.current_stream(device)
-    side = torch.cuda.Stream(device)
-    side.wait_stream(current)
-    with torch.cuda.stream(side):
-        yield
-    current.wait_stream(side)
-
-
-@contextmanager
-def _no_autocast_cache() -> Iterator[None]:
-    """Autocast without its cache of cast weights, which a captured graph must not use."""
-    before = torch.is_autocast_cache_enabled()
-    torch.set_autocast_cache_enabled(False)
-    try:
-        yield
-    finally:
-        torch.set_autocast_cache_enabled(before)
+        return self._call(batch.inputs, batch.targets, batch.gamma0, batch.actions)["loss"]
