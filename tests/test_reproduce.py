@@ -47,11 +47,21 @@ def test_bad_recipe_files_are_refused(tmp_path):
 
 
 def test_only_seeds_picks_the_seeds_not_yet_run(tmp_path):
-    jobs = select_jobs(None, tmp_path, "mini-balls4-rnem-k5,mini-balls4-rnn", None, BASELINES_DIR, "mini", (1, 2))
+    baselines = tmp_path / "baselines"  # the shipped reference runs, one of them listing seed 0 only
+    baselines.mkdir()
+    for name in ("mini-balls4-rnem-k5", "mini-balls4-rnn"):
+        text = (BASELINES_DIR / f"{name}.toml").read_text()
+        (baselines / f"{name}.toml").write_text(text.replace("seeds = [0, 1, 2]", "seeds = [0]") if "rnn" in name else text)
+    jobs = select_jobs(None, tmp_path, "mini-balls4-rnem-k5,mini-balls4-rnn", None, baselines, "mini", (1, 2))
     assert [(j.run.name, j.seed) for j in jobs] == [("mini-balls4-rnem-k5", 1), ("mini-balls4-rnem-k5", 2)]
     assert jobs[0].rundir == tmp_path / "mini-balls4-rnem-k5" / "seed1"
     with pytest.raises(RnemBenchError, match=r"--seed 7: no chosen reference run lists that seed"):
         select_jobs(None, tmp_path, "mini-balls4-rnn", None, BASELINES_DIR, "mini", (7,))
+
+
+def test_every_mini_reference_run_lists_three_seeds():
+    runs = [r for r in load_reference_runs().values() if r.task.startswith("mini-")]
+    assert len(runs) == 9 and all(r.seeds == (0, 1, 2) for r in runs)
 
 
 def _outcome(recipe: ReferenceRun, task: str, seed: int, full: bool = True, **metrics) -> Outcome:
