@@ -1,6 +1,8 @@
 """The shipped R-NEM against every floor on the mini tier: which scores a trivial predictor wins.
 
     OMP_NUM_THREADS=1 python benchmarks/scores_vs_floors.py [--limit N] [--out FILE] [--pins]
+    OMP_NUM_THREADS=1 python benchmarks/scores_vs_floors.py --tasks balls4 balls678 curtain \
+        --out benchmarks/results/scores_vs_floors_paper.txt --pins      # the paper tier's floors (no model)
 
 For each mini task (canonical datasets under ``rnem_bench.paths.data_dir()``), on the test split:
 - the shipped model (``rnem_bench/pretrained``, R-NEM K=5 trained on mini-balls4) scored by
@@ -34,6 +36,7 @@ import torch
 import rnem_bench.evaluation.floors as floors_mod
 import rnem_bench.evaluation.run as run_mod
 from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
+from rnem_bench.evaluation.protocol import SIM_OBSERVE
 from rnem_bench.evaluation.floors import NEXT_KEYS, PREDICTORS, SIM_KEYS, fit_dataset_of, summarise
 from rnem_bench.metrics import mean_best_overlap
 from rnem_bench.paths import task_dataset_path
@@ -118,7 +121,8 @@ def score_task(task: str, limit: int | None, batch_size: int) -> dict[str, Any]:
             columns[name] = scored(result, ev, frames=False)
     seconds["grids"] = time.perf_counter() - t0
     return {"columns": columns, "seconds": seconds, "soft_c": next_step["soft-copy"]["soft_c"],
-            "blur_sigma": next_step["blur-copy"]["blur_sigma"], "n": next_step["copy"]["n_sequences"]}
+            "blur_sigma": next_step["blur-copy"]["blur_sigma"], "n": next_step["copy"]["n_sequences"],
+            "steps": next_step["copy"]["steps"]}
 
 
 ROWS = [  # (key, label, format)
@@ -146,7 +150,7 @@ def table(task: str, scores: dict[str, Any]) -> list[str]:
     width = max(9, *(len(n) + 1 for n in names))
     lines = [f"## {task}  ({scores['n']} test sequences; soft-copy c = {scores['soft_c']['next']:.6f} next step, "
              f"{scores['soft_c']['simulation']:.6f} simulation, fitted on the valid split of "
-             f"{fit_dataset_of(task).path.stem}; blur sigma {scores['blur_sigma']} px; late steps 10..19)",
+             f"{fit_dataset_of(task).path.stem}; blur sigma {scores['blur_sigma']} px; late steps {SIM_OBSERVE}..{scores['steps'] - 1})",
              f"{'score':<42}" + "".join(f"{n:>{width}}" for n in names)]
     for key, label, spec in ROWS:
         values = [cols[n].get(key) for n in names]
@@ -208,9 +212,10 @@ def main() -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
         ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), platform.processor())
     header = [
-        "# Scores of the shipped R-NEM vs trivial predictors (floors), mini tier, test splits",
+        f"# Scores of {'the shipped R-NEM vs ' if any(t in MODEL_ON for t in args.tasks) else ''}trivial predictors (floors), "
+        f"{', '.join(args.tasks)}, test splits",
         f"# produced by: OMP_NUM_THREADS=1 python benchmarks/scores_vs_floors.py{' '.join([''] + sys.argv[1:])}",
-        f"# CPU: {cpu} (lscpu), {torch.get_num_threads()} torch thread, shared with two training runs; "
+        f"# CPU: {cpu} (lscpu), {torch.get_num_threads()} torch thread(s); "
         f"{time.perf_counter() - t0:.0f} s in all; torch {torch.__version__}",
         "# model: rnem_bench/pretrained/mini-balls4-rnem-k5 scored by evaluate_run (as `rnem-bench evaluate`);",
         "# floors: rnem_bench/evaluation/floors.py through the Evaluator. Late steps = sim_observe (10) .. T-1;",
