@@ -37,8 +37,8 @@ def test_bf16_loss_matches_fp32(name):
     assert abs(bf16.item() - fp32.item()) < 0.01 * fp32.item()
 
 
-@pytest.mark.parametrize("bf16", [False, True])
-def test_captured_updates_equal_eager_ones(bf16):
+@pytest.mark.parametrize("bf16,phase", [(False, False), (True, False), (False, True)])
+def test_captured_updates_equal_eager_ones(bf16, phase):
     """Warm-up, capture, replays: the same losses and weights as eager updates on the same draws.
     fp32 runs the same kernels (close to rounding); bf16 differs by autocast's cast cache, which a
     graph must do without (the bf16 test's 1% on the loss; Adam moves a weight ~lr per update)."""
@@ -48,6 +48,7 @@ def test_captured_updates_equal_eager_ones(bf16):
     for graph in (False, True):
         torch.manual_seed(0)
         model = build_model("rnem", 64).cuda()
+        model.decoder.use_reference(not phase)  # the phase decoder (--phase-decoder) copies its taps before the capture
         step = TrainStep(model, make_optimizer(model.parameters(), 1e-3, torch.device("cuda")), bf16=bf16, graph=graph,
                          warn=pytest.fail)
         gen = torch.Generator("cuda").manual_seed(1)

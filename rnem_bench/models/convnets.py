@@ -98,9 +98,21 @@ PHASE_TAPS = torch.tensor([
 ])
 
 
+_TAPS_ON: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _phase_taps(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """PHASE_TAPS on ``device``, copied there once: a copy from host memory inside a CUDA graph
+    capture (training/step.py) is not allowed, and the first calls, which copy, run before it."""
+    key = (device, dtype)
+    if key not in _TAPS_ON:
+        _TAPS_ON[key] = PHASE_TAPS.to(device, dtype)
+    return _TAPS_ON[key]
+
+
 def phase_conv_x2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """conv4x4_SAME(resize_nearest_x2(x)) computed on x directly: (N, C, n, n) -> (N, O, 2n, 2n)."""
-    taps = PHASE_TAPS.to(weight.device, weight.dtype)
+    taps = _phase_taps(weight.device, weight.dtype)
     # (O, C, 4, 4) -> (O, 4 phases (r, s), C, 3, 3): W_rs = T_r W T_s^T over the kernel's rows and columns
     w = torch.einsum("ria,sjb,ocab->orscij", taps, taps, weight).reshape(-1, weight.shape[1], 3, 3)
     b = None if bias is None else bias.repeat_interleave(4)
