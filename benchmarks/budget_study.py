@@ -1,0 +1,132 @@
+"""The budget study (issue 20): does a tier run's verdict move when it trains twice as long?
+
+R-NEM K=5 and K=8, seed 0, original initialisation, on mini-balls4: the tier's run (3,125 updates,
+5 epochs of batch 16) and the same run continued to 6,250 updates (10 epochs), each scored with
+every metric the evaluator has on mini-balls4 (at the run's K) and mini-balls678 (K=8), beside the
+floors pinned in ``leaderboard.board`` (best fixed grid on each grouping score, best trivial
+predictor on BCE, frozen last frame on simulation IoU). It also prints each run's validation loss
+and ARI per epoch from its log.jsonl, to see whether grouping slides as the loss falls.
+
+How the 6,250-update runs are made (resumably, from the tier run's own last.pt, so the first
+3,125 updates are the tier run's):
+
+    cp -r RUNS/mini-balls4-rnem-k5 BUDGET/mini-balls4-rnem-k5      # RUNS: the tier's --out
+    sed 's/^epochs = 5$/epochs = 10/' rnem_bench/reproduce/baselines/mini-balls4-rnem-k5.toml \\
+        > BASELINES10/mini-balls4-rnem-k5.toml                      # the same run, 10 epochs
+    rnem-bench reproduce --tier mini --models mini-balls4-rnem-k5 --seed 0 --out BUDGET \\
+        --baselines BASELINES10 --no-evaluate                       # resumes at epoch 5
+
+then (each run dir's best checkpoint, i.e. the best validation loss within its budget):
+
+    OMP_NUM_THREADS=1 python benchmarks/budget_study.py RUNS/mini-balls4-rnem-k5/seed0 \\
+        BUDGET/mini-balls4-rnem-k5/seed0 [...K=8...] --out benchmarks/results/budget_study_mini.md
+
+Results already scored (``result-<task>.json`` in a run dir, newer than its best.pt) are read back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnem_bench.evaluation.run import evaluate_run
+from rnem_bench.io import read_jsonl
+from rnem_bench.leaderboard.board import FLOORS, best_grid
+
+TASKS = {"mini-balls4": None, "mini-balls678": 8}  # task -> K at test time (None: the run's K)
+COLUMNS = [  # (label, function of the metrics, format)
+    ("ARI mean", lambda m: m["ari_mean"], "{:.3f}"),
+    ("ARI last", lambda m: m["ari_last"], "{:.3f}"),
+    ("video ARI", lambda m: m.get("ari_video"), "{:.3f}"),
+    ("late ARI", lambda m: m.get("ari_late"), "{:.3f}"),
+    ("BCE / copy", lambda m: m["relative_bce_last"], "{:.3f}"),
+    ("IoU last", lambda m: m.get("iou_last"), "{:.3f}"),
+    ("sim. BCE (mean of 10)", lambda m: float(np.mean(m["simulation_bce"])) if m.get("simulation_bce") else None, "{:.0f}"),
+    ("sim. IoU (mean of 10)", lambda m: float(np.mean(m["simulation_iou"])) if m.get("simulation_iou") else None, "{:.3f}"),
+]
+
+
+def scored(rundir: Path, task: str, k: int | None) -> dict[str, Any]:
+    """The run's best checkpoint on ``task``'s canonical test split: read back where it was scored
+    after its best.pt was written (by this script, or by ``reproduce`` into OUT/results/TASK/),
+    else evaluated here."""
+    path = rundir / f"result-{task}.json"
+    by_reproduce = rundir.parent.parent / "results" / task / f"{rundir.parent.name}-{rundir.name}.json"
+    for found in (path, by_reproduce):
+        if found.exists() and found.stat().st_mtime > (rundir / "best.pt").stat().st_mtime:
+            result = json.loads(found.read_text())
+            if result["model"]["k"] == (k or json.loads((rundir / "config.json").read_text())["k"]):
+                return result
+    result = evaluate_run(rundir, task=task, k=k)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else spec.format(value)
+
+
+def floor_row(task: str) -> list[str]:
+    """The best trivial predictor of each column, as pinned on the board."""
+    cells = []
+    for label, _, spec in COLUMNS:
+        if "ARI" in label:
+            metric = {"ARI mean": "ari_mean", "video ARI": "ari_video", "late ARI": "ari_late"}.get(label)
+            grid = best_grid(task, metric) if metric else None
+            cells.append(f"{grid[1]:.3f} ({grid[0]})" if grid else "-")
+        elif label == "BCE / copy":
+            best = min(FLOORS[task].items(), key=lambda kv: kv[1]["bce_last"])
+            cells.append(f"{best[1]['bce_last'] / FLOORS[task]['copy']['bce_last']:.3f} ({best[0]})")
+        elif label == "IoU last":
+            cells.append(f"{FLOORS[task]['copy']['iou_last']:.3f} (copy)")
+        elif label.startswith("sim. BCE"):
+            best = min(FLOORS[task].items(), key=lambda kv: kv[1]["simulation_bce_mean"])
+            cells.append(f"{best[1]['simulation_bce_mean']:.0f} ({best[0]})")
+        else:
+            cells.append(f"{FLOORS[task]['copy']['simulation_iou_mean']:.3f} (frozen frame)")
+    return cells
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("rundirs", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/budget_study_mini.md"))
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    lines: list[str] = []
+    rows: dict[str, list[str]] = {task: [] for task in TASKS}
+    for rundir in args.rundirs:
+        config = json.loads((rundir / "config.json").read_text())
+        summary = json.loads((rundir / "summary.json").read_text())
+        name = f"R-NEM K={config['k']}, {summary['updates']:,} updates (best epoch {summary['best_epoch']})"
+        log = read_jsonl(rundir / "log.jsonl")
+        lines.append(f"- {name}: valid loss / valid ARI mean / last per epoch: " + "; ".join(
+            f"{r['epoch']}: {r['valid_loss']:.1f} / {r.get('valid_ari_mean', float('nan')):.3f} / "
+            f"{r.get('valid_ari_last', float('nan')):.3f}" for r in log))
+        for task, k in TASKS.items():
+            m = scored(rundir, task, k)["metrics"]
+            rows[task].append(f"| {name} | " + " | ".join(fmt(f(m), spec) for _, f, spec in COLUMNS) + " |")
+    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
+        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), platform.processor())
+    out = ["# Budget study: the CPU tier's R-NEM runs at 3,125 and 6,250 updates", "",
+           f"Produced by `python benchmarks/budget_study.py {' '.join(map(str, args.rundirs))}` on {cpu} "
+           f"({time.perf_counter() - t0:.0f} s). Each run's best checkpoint (lowest validation loss within its budget) "
+           "on the canonical test split; the floor row is the best trivial predictor of each column as pinned on the board.", ""]
+    for task in TASKS:
+        out += [f"## {task}", "", "| run | " + " | ".join(label for label, _, _ in COLUMNS) + " |",
+                "|" + " --- |" * (len(COLUMNS) + 1), *rows[task],
+                "| best floor | " + " | ".join(floor_row(task)) + " |", ""]
+    out += ["## Validation per epoch", "", *lines, ""]
+    args.out.write_text("\n".join(out))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
