@@ -41,12 +41,13 @@ class GraphedCall:
 
     ``before_capture`` runs just before the capture (e.g. ``optimizer.zero_grad(set_to_none=True)``
     so that backward allocates the gradients in the graph's memory) and ``on_failure`` after a
-    capture that raised; ``what`` names the work in the warning ("training goes on eagerly")."""
+    capture that raised; ``what`` names the work in the warning ("training goes on eagerly"),
+    which goes to ``warn`` (default: a line on stderr)."""
 
     def __init__(self, fn: Callable[..., dict[str, torch.Tensor]], enabled: bool, what: str = "the call",
-                 warn: Callable[[str], None] = _stderr_line, before_capture: Callable[[], None] | None = None,
+                 warn: Callable[[str], None] | None = None, before_capture: Callable[[], None] | None = None,
                  on_failure: Callable[[], None] | None = None):
-        self.fn, self.enabled, self.what, self.warn = fn, enabled, what, warn
+        self.fn, self.enabled, self.what, self.warn = fn, enabled, what, warn or _stderr_line
         self.before_capture, self.on_failure = before_capture, on_failure
         self.eager_calls = 0
         self.replays = 0

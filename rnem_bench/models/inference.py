@@ -50,8 +50,9 @@ class Inference:
     """Predictions and rollouts of one model over many batches (what ``evaluate_run`` runs).
 
     With ``cuda_graph`` on CUDA the network part of each (every step of a prediction; the whole
-    observe-then-simulate loop of a rollout) is replayed as a CUDA graph (``rnem_bench.graphs``),
-    one per batch shape: a paper-config R-NEM launches hundreds of small kernels per step. The
+    observe-then-simulate loop of a rollout) is replayed as a CUDA graph (``rnem_bench.graphs``)
+    for the batch shape it first meets after the warm-up (a last, smaller batch runs eagerly): a
+    paper-config R-NEM launches hundreds of small kernels per step. The
     random draws (bit-flip noise, initial gamma) are made eagerly before it, from the same
     generator and in the same order as the eager code, so both paths score the same draws.
     """
@@ -60,8 +61,8 @@ class Inference:
                  warn: Callable[[str], None] | None = None):
         self.model, self.k, self.noise, self.bf16 = model, model.resolve_k(k), noise, bf16
         self.graph = cuda_graph and next(model.parameters()).device.type == "cuda"
-        self._warn = {"warn": warn} if warn else {}
-        self._predict = GraphedCall(self._predict_net, self.graph, "evaluation", **self._warn)
+        self.warn = warn
+        self._predict = GraphedCall(self._predict_net, self.graph, "evaluation", warn)
         self._rollouts: dict[tuple[int, int], GraphedCall] = {}  # (n_observe, n_sim) -> its call
 
     @torch.no_grad()
@@ -126,7 +127,7 @@ class Inference:
         key = (n_observe, n_sim)
         if key not in self._rollouts:
             self._rollouts[key] = GraphedCall(partial(self._rollout_net, n_observe=n_observe, n_sim=n_sim),
-                                              self.graph, "evaluation", **self._warn)
+                                              self.graph, "evaluation", self.warn)
         sim = self._rollouts[key](x[:, :n_observe].contiguous(), gamma0, flips, acts)["simulation"]
         model.train(was_training)
         return sim.cpu()

@@ -113,8 +113,7 @@ class TrainStep:
         self.model, self.optimizer, self.bf16 = model, optimizer, bf16
         # zero_grad(set_to_none) before the capture: backward then allocates the grads in the graph's pool
         clear = lambda: optimizer.zero_grad(set_to_none=True)  # noqa: E731
-        self._call = GraphedCall(self._update, graph, "training", **({"warn": warn} if warn else {}),
-                                 before_capture=clear, on_failure=clear)
+        self._call = GraphedCall(self._update, graph, "training", warn, before_capture=clear, on_failure=clear)
 
     def _update(self, inputs: torch.Tensor, targets: torch.Tensor, gamma0: torch.Tensor,
                 actions: torch.Tensor | None) -> dict[str, torch.Tensor]:
