@@ -13,7 +13,7 @@ import torch
 
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.graphs import GraphedCall
-from rnem_bench.models.nem import NEM, bitflip, e_step, init_gamma
+from rnem_bench.models.nem import NEM, bitflip, e_step, flip, flip_mask, init_gamma
 from rnem_bench.models.fastpath import autocast
 
 SIM_THRESHOLD = 0.1  # appendix A: max_k psi > 0.1 becomes the pseudo ground truth
@@ -122,8 +122,8 @@ class Inference:
         gen = torch.Generator(device=x.device).manual_seed(seed)
         gamma0 = init_gamma(B, self.k, H, gen, device=x.device)
         # One draw per step, in the loop's order: the stream the eager loop drew from, step by step.
-        flips = (torch.stack([torch.rand((B, H, W), generator=gen, device=x.device) < self.noise
-                              for _ in range(n_observe + n_sim)]) if self.noise > 0 else None)  # (S, B, H, W)
+        flips = (torch.stack([flip_mask((B, H, W), self.noise, gen, x.device) for _ in range(n_observe + n_sim)])
+                 if self.noise > 0 else None)  # (S, B, H, W)
         key = (n_observe, n_sim)
         if key not in self._rollouts:
             self._rollouts[key] = GraphedCall(partial(self._rollout_net, n_observe=n_observe, n_sim=n_sim),
@@ -140,7 +140,7 @@ class Inference:
         frame, out = x[:, 0], []
         for t in range(n_observe + n_sim):
             action = None if acts is None else acts[:, t]
-            noisy = frame if flips is None else torch.where(flips[t], 1 - frame, frame)  # = bitflip
+            noisy = frame if flips is None else flip(frame, flips[t])  # bitflip with the drawn mask
             with autocast(x.device, self.bf16):
                 state, psi, _ = model.transition(noisy, state, psi, gamma, action)
             observed = t + 1 < n_observe

@@ -99,12 +99,22 @@ def init_gamma(batch: int, k: int, size: int, generator: torch.Generator | None 
     return g / g.sum(dim=1, keepdim=True)
 
 
+def flip_mask(shape: tuple[int, ...], p: float, generator: torch.Generator | None = None,
+              device: torch.device | str = "cpu") -> torch.Tensor:
+    """Which pixels the input noise flips: one U(0, 1) draw per pixel, below p (bool, ``shape``)."""
+    return torch.rand(shape, generator=generator, device=device) < p
+
+
+def flip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """x with the pixels of ``mask`` flipped (1 - x there)."""
+    return torch.where(mask, 1 - x, x)
+
+
 def bitflip(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Flip each binary pixel of x with probability p (the paper's input noise)."""
     if p <= 0:
         return x
-    flip = torch.rand(x.shape, generator=generator, device=x.device) < p
-    return torch.where(flip, 1 - x, x)
+    return flip(x, flip_mask(x.shape, p, generator, x.device))
 
 
 # ---------------------------------------------------------------------------------- model
