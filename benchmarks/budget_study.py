@@ -38,7 +38,7 @@ import numpy as np
 
 from rnem_bench.evaluation.run import evaluate_run
 from rnem_bench.io import read_jsonl
-from rnem_bench.leaderboard.board import FLOORS, best_grid
+from rnem_bench.leaderboard.board import FLOOR_LABELS, RANK_METRIC, best_grid, reference_rows, simulation_floors
 
 TASKS = {"mini-balls4": None, "mini-balls678": 8}  # task -> K at test time (None: the run's K)
 COLUMNS = [  # (label, function of the metrics, format)
@@ -74,23 +74,19 @@ def fmt(value: Any, spec: str) -> str:
 
 
 def floor_row(task: str) -> list[str]:
-    """The best trivial predictor of each column, as pinned on the board."""
+    """The best pinned trivial predictor of each column (``leaderboard.board``'s own selections)."""
+    floors = dict(reference_rows(task))
+    sim_bce, frozen_iou = simulation_floors(task)
+    relative = min(((label, m[RANK_METRIC]) for label, m in floors.items() if RANK_METRIC in m), key=lambda kv: kv[1])
+    copy = floors[FLOOR_LABELS["copy"]]
     cells = []
     for label, _, spec in COLUMNS:
-        if "ARI" in label:
-            metric = {"ARI mean": "ari_mean", "video ARI": "ari_video", "late ARI": "ari_late"}.get(label)
-            grid = best_grid(task, metric) if metric else None
-            cells.append(f"{grid[1]:.3f} ({grid[0]})" if grid else "-")
-        elif label == "BCE / copy":
-            best = min(FLOORS[task].items(), key=lambda kv: kv[1]["bce_last"])
-            cells.append(f"{best[1]['bce_last'] / FLOORS[task]['copy']['bce_last']:.3f} ({best[0]})")
-        elif label == "IoU last":
-            cells.append(f"{FLOORS[task]['copy']['iou_last']:.3f} (copy)")
-        elif label.startswith("sim. BCE"):
-            best = min(FLOORS[task].items(), key=lambda kv: kv[1]["simulation_bce_mean"])
-            cells.append(f"{best[1]['simulation_bce_mean']:.0f} ({best[0]})")
-        else:
-            cells.append(f"{FLOORS[task]['copy']['simulation_iou_mean']:.3f} (frozen frame)")
+        metric = {"ARI mean": "ari_mean", "video ARI": "ari_video", "late ARI": "ari_late"}.get(label)
+        best = {"BCE / copy": relative, "IoU last": (FLOOR_LABELS["copy"], copy["iou_last"]),
+                "sim. BCE (mean of 10)": sim_bce, "sim. IoU (mean of 10)": frozen_iou}.get(label)
+        if metric:
+            best = best_grid(task, metric)
+        cells.append("-" if best is None else f"{spec.format(best[1])} ({best[0]})")
     return cells
 
 
