@@ -168,8 +168,9 @@ def grid_floors(ds: Dataset, config: EvalConfig = EvalConfig(batch_size=250),
     out = {}
     for g in grids:
         onehot = torch.eye(g * g)[grid_partition(height, width, g).long()].permute(2, 0, 1)  # (K, H, W)
-        # batches of ~2^25 floats: the one-hot gamma is K times a frame prediction
-        cfg = replace(config, batch_size=max(1, min(config.batch_size, 2**25 // (steps * onehot.numel()))))
+        # batches of ~2^27 floats (512 MB): the one-hot gamma is K times a frame prediction; smaller
+        # batches re-read each stored chunk of the truth once per batch (8x8 at 64x64: 4 sequences)
+        cfg = replace(config, batch_size=max(1, min(config.batch_size, 2**27 // (steps * onehot.numel()))))
         ev = Evaluator(ds, cfg)
         for start, stop in _batches(ev.n, cfg.batch_size):
             gamma = onehot.expand(stop - start, steps, -1, -1, -1).contiguous()   # (B, T, K, H, W)
