@@ -212,13 +212,15 @@ def main() -> None:
     all_scores = {task: score_task(task, args.limit, args.batch_size) for task in args.tasks}
     cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
         ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), platform.processor())
+    with_model = any(t in MODEL_ON for t in args.tasks)
     header = [
-        f"# Scores of {'the shipped R-NEM vs ' if any(t in MODEL_ON for t in args.tasks) else ''}trivial predictors (floors), "
+        f"# Scores of {'the shipped R-NEM vs ' if with_model else ''}trivial predictors (floors), "
         f"{', '.join(args.tasks)}, test splits",
         f"# produced by: OMP_NUM_THREADS=1 python benchmarks/scores_vs_floors.py{' '.join([''] + sys.argv[1:])}",
         f"# CPU: {cpu} (lscpu), {torch.get_num_threads()} torch thread(s); "
         f"{time.perf_counter() - t0:.0f} s in all; torch {torch.__version__}",
-        "# model: rnem_bench/pretrained/mini-balls4-rnem-k5 scored by evaluate_run (as `rnem-bench evaluate`);",
+        *(["# model: rnem_bench/pretrained/mini-balls4-rnem-k5 scored by evaluate_run (as `rnem-bench evaluate`);"]
+          if with_model else []),
         "# floors: rnem_bench/evaluation/floors.py through the Evaluator. Late steps = sim_observe (10) .. T-1;",
         "# a step t's gamma is scored against frame t + 1. Simulation: 10 frames observed, frames 11..20 predicted;",
         "# the copy predictors simulate by freezing the last observed frame (the mean image predicts itself).",

@@ -188,3 +188,20 @@ def test_pinned_floors_are_the_canonical_test_split(task):
             assert got["grids"][grid][key] == pytest.approx(value, abs=2e-6), (grid, key)
         assert got["grids"][grid]["ari_mean"] == pytest.approx(GRID_ARI[task][grid], abs=2e-6)
     assert got["floors"]["copy"]["bce_last"] == pytest.approx(COPY_BASELINES[task]["bce_last"], rel=1e-6)
+
+
+def test_every_pinned_task_has_each_floor_and_agrees_with_the_other_pins():
+    """Without data: each task with pinned floors (the paper tier's were computed once by
+    benchmarks/scores_vs_floors.py, the mini tier's are recomputed above) pins every predictor, its
+    soft constants and the grids of GRID_ARI, and its copy floor is its pinned copy baseline."""
+    from rnem_bench.leaderboard.board import COPY_BASELINES, FLOORS, GRID_ARI, GRID_SCORES, SOFT_C
+
+    assert set(FLOORS) == set(SOFT_C) == set(GRID_SCORES)
+    for task, floors in FLOORS.items():
+        assert set(floors) == {"copy", "soft-copy", "blur-copy", "mean-image"}, task
+        assert set(GRID_SCORES[task]) == set(GRID_ARI[task]), task
+        for key in ("bce_last", "bce_last10"):
+            assert floors["copy"][key] == pytest.approx(COPY_BASELINES[task][key], abs=1e-3), (task, key)
+        # a softened copy changes the BCE, never the thresholded frame
+        assert floors["soft-copy"]["iou_last"] == floors["copy"]["iou_last"], task
+        assert floors["soft-copy"]["bce_last"] < floors["copy"]["bce_last"], task

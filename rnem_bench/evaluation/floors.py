@@ -22,7 +22,7 @@ the frames ``0 .. sim_observe - 1``, S = 10), one predictor each:
 
 Grouping: the fixed n x n grids of ``GRIDS`` (the same partition for every frame, as
 ``grid_ari_baselines``) scored on ``ari_mean``, ``ari_last``, ``ari_video``, ``ari_late``.
-``leaderboard.board.FLOORS`` and ``GRID_SCORES`` pin the mini tier's values.
+``leaderboard.board.FLOORS`` and ``GRID_SCORES`` pin the values (the tests recompute the mini tier's).
 """
 
 from __future__ import annotations

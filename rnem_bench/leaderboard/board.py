@@ -124,16 +124,28 @@ GRID_ARI: dict[str, dict[str, float]] = {
     "mini-curtain": {"2x2": 0.701477, "3x3": 0.680428, "4x4": 0.570669},
 }
 
-# What trivial predictors score on each mini task's canonical test split, through the Evaluator
-# (``evaluation.floors``; tests/test_floors.py recomputes them; the paper tier's 64x64 data is not
-# generated here, so only the mini tier is pinned). Next step: ``copy`` (frame t), ``soft-copy``
-# (c + (1 - 2c) * frame t, c in SOFT_C), ``blur-copy`` (Gaussian, sigma 1.5 px at 32x32),
+# What trivial predictors score on each task's canonical test split, through the Evaluator
+# (``evaluation.floors``; tests/test_floors.py recomputes the mini tier's; the paper tier's, 10,000
+# 64x64 test sequences each, take about an hour of one core per task and were computed once by
+# benchmarks/scores_vs_floors.py, benchmarks/results/scores_vs_floors_paper.txt). Next step: ``copy``
+# (frame t), ``soft-copy`` (c + (1 - 2c) * frame t, c in SOFT_C), ``blur-copy`` (Gaussian, sigma
+# 3 px at 64x64, 1.5 px at 32x32),
 # ``mean-image`` (the train split's mean frame); in simulation (10 observed, 10 predicted) the copies
 # freeze the last observed frame. ``simulation_*_mean`` averages the 10 simulated steps. BCE rounded
 # to 1e-3, IoU to 1e-6. A hedged copy beats the plain one on BCE (soft-copy and blur-copy score a
 # quarter of it), and the mean image beats a frozen frame in simulation: BCE alone does not show
 # that a model predicts anything; IoU does not reward hedging.
 FLOORS: dict[str, dict[str, dict[str, float]]] = {
+    "balls4": {
+        "copy": {"bce_last": 3145.043, "bce_last10": 3138.955, "iou_last": 0.785217, "iou_last10": 0.785585,
+            "simulation_bce_mean": 12521.21, "simulation_bce_last": 16499.267, "simulation_iou_mean": 0.367715, "simulation_iou_last": 0.231115},
+        "soft-copy": {"bce_last": 879.139, "bce_last10": 877.881, "iou_last": 0.785217, "iou_last10": 0.785585,
+            "simulation_bce_mean": 2164.777, "simulation_bce_last": 2525.944, "simulation_iou_mean": 0.367715, "simulation_iou_last": 0.231115},
+        "blur-copy": {"bce_last": 697.419, "bce_last10": 696.202, "iou_last": 0.760527, "iou_last10": 0.761017,
+            "simulation_bce_mean": 2584.956, "simulation_bce_last": 4040.926, "simulation_iou_mean": 0.357267, "simulation_iou_last": 0.223133},
+        "mean-image": {"bce_last": 1953.049, "bce_last10": 1951.911, "iou_last": 0.0, "iou_last10": 0.0,
+            "simulation_bce_mean": 1952.615, "simulation_bce_last": 1949.975, "simulation_iou_mean": 0.0, "simulation_iou_last": 0.0},
+    },
     "mini-balls4": {
         "copy": {"bce_last": 780.797, "bce_last10": 773.548, "iou_last": 0.786869, "iou_last10": 0.788666,
             "simulation_bce_mean": 3129.213, "simulation_bce_last": 4136.157, "simulation_iou_mean": 0.36854, "simulation_iou_last": 0.230437},
@@ -170,15 +182,22 @@ FLOORS: dict[str, dict[str, dict[str, float]]] = {
 # last observed frame (simulation) is wrong on the valid split, which minimises the softened copy's
 # BCE there; a test-only task uses its train task's valid split (mini-balls678: mini-balls4's).
 SOFT_C: dict[str, dict[str, float]] = {
+    "balls4": {"next": 0.05446302, "simulation": 0.22195501},
     "mini-balls4": {"next": 0.05414062, "simulation": 0.22210215},
     "mini-balls678": {"next": 0.05414062, "simulation": 0.22210215},
     "mini-curtain": {"next": 0.02691934, "simulation": 0.12205439},
 }
 
-# The fixed grids of GRID_ARI on the late-step grouping scores (steps 10..19 of the mini tasks):
-# ``ari_video`` (each sequence's late frames as one clustering) and ``ari_late`` (per-frame ARI over
-# the late steps); ``evaluation.floors.grid_floors``, recomputed by tests/test_floors.py.
+# The fixed grids of GRID_ARI on the late-step grouping scores (steps 10..T-1: 10..19 on the mini
+# tasks, 10..29 on the paper's): ``ari_video`` (each sequence's late frames as one clustering) and
+# ``ari_late`` (per-frame ARI over the late steps); ``evaluation.floors.grid_floors``, the mini
+# tier's recomputed by tests/test_floors.py, the paper tier's computed once (as FLOORS).
 GRID_SCORES: dict[str, dict[str, dict[str, float]]] = {
+    "balls4": {
+        "2x2": {"ari_video": 0.58629, "ari_late": 0.652115},
+        "3x3": {"ari_video": 0.525746, "ari_late": 0.665749},
+        "4x4": {"ari_video": 0.369444, "ari_late": 0.515473},
+    },
     "mini-balls4": {
         "2x2": {"ari_video": 0.630873, "ari_late": 0.65362},
         "3x3": {"ari_video": 0.5962, "ari_late": 0.648614},
