@@ -136,6 +136,16 @@ GRID_ARI: dict[str, dict[str, float]] = {
 # quarter of it), and the mean image beats a frozen frame in simulation: BCE alone does not show
 # that a model predicts anything; IoU does not reward hedging.
 FLOORS: dict[str, dict[str, dict[str, float]]] = {
+    "curtain": {
+        "copy": {"bce_last": 1512.423, "bce_last10": 1514.606, "iou_last": 0.775747, "iou_last10": 0.775086,
+            "simulation_bce_mean": 6995.222, "simulation_bce_last": 9301.982, "simulation_iou_mean": 0.285769, "simulation_iou_last": 0.133014},
+        "soft-copy": {"bce_last": 504.52, "bce_last10": 505.087, "iou_last": 0.775747, "iou_last10": 0.775086,
+            "simulation_bce_mean": 1532.194, "simulation_bce_last": 1860.361, "simulation_iou_mean": 0.285769, "simulation_iou_last": 0.133014},
+        "blur-copy": {"bce_last": 388.753, "bce_last10": 388.112, "iou_last": 0.707419, "iou_last10": 0.707578,
+            "simulation_bce_mean": 1644.064, "simulation_bce_last": 2794.57, "simulation_iou_mean": 0.261219, "simulation_iou_last": 0.118904},
+        "mean-image": {"bce_last": 1288.983, "bce_last10": 1287.79, "iou_last": 0.0, "iou_last10": 0.0,
+            "simulation_bce_mean": 1289.807, "simulation_bce_last": 1288.756, "simulation_iou_mean": 0.0, "simulation_iou_last": 0.0},
+    },
     "balls4": {
         "copy": {"bce_last": 3145.043, "bce_last10": 3138.955, "iou_last": 0.785217, "iou_last10": 0.785585,
             "simulation_bce_mean": 12521.21, "simulation_bce_last": 16499.267, "simulation_iou_mean": 0.367715, "simulation_iou_last": 0.231115},
@@ -182,6 +192,7 @@ FLOORS: dict[str, dict[str, dict[str, float]]] = {
 # last observed frame (simulation) is wrong on the valid split, which minimises the softened copy's
 # BCE there; a test-only task uses its train task's valid split (mini-balls678: mini-balls4's).
 SOFT_C: dict[str, dict[str, float]] = {
+    "curtain": {"next": 0.0269139, "simulation": 0.12287954},
     "balls4": {"next": 0.05446302, "simulation": 0.22195501},
     "mini-balls4": {"next": 0.05414062, "simulation": 0.22210215},
     "mini-balls678": {"next": 0.05414062, "simulation": 0.22210215},
@@ -193,6 +204,11 @@ SOFT_C: dict[str, dict[str, float]] = {
 # ``ari_late`` (per-frame ARI over the late steps); ``evaluation.floors.grid_floors``, the mini
 # tier's recomputed by tests/test_floors.py, the paper tier's computed once (as FLOORS).
 GRID_SCORES: dict[str, dict[str, dict[str, float]]] = {
+    "curtain": {
+        "2x2": {"ari_video": 0.601962, "ari_late": 0.693903},
+        "3x3": {"ari_video": 0.520408, "ari_late": 0.693578},
+        "4x4": {"ari_video": 0.37724, "ari_late": 0.574283},
+    },
     "balls4": {
         "2x2": {"ari_video": 0.58629, "ari_late": 0.652115},
         "3x3": {"ari_video": 0.525746, "ari_late": 0.665749},
