@@ -136,6 +136,16 @@ GRID_ARI: dict[str, dict[str, float]] = {
 # quarter of it), and the mean image beats a frozen frame in simulation: BCE alone does not show
 # that a model predicts anything; IoU does not reward hedging.
 FLOORS: dict[str, dict[str, dict[str, float]]] = {
+    "balls678": {
+        "copy": {"bce_last": 5208.257, "bce_last10": 5197.328, "iou_last": 0.79513, "iou_last10": 0.795542,
+            "simulation_bce_mean": 16003.302, "simulation_bce_last": 19617.082, "simulation_iou_mean": 0.484969, "simulation_iou_last": 0.398074},
+        "soft-copy": {"bce_last": 1305.391, "bce_last10": 1303.133, "iou_last": 0.79513, "iou_last10": 0.795542,
+            "simulation_bce_mean": 2480.916, "simulation_bce_last": 2809.011, "simulation_iou_mean": 0.484969, "simulation_iou_last": 0.398074},
+        "blur-copy": {"bce_last": 1156.57, "bce_last10": 1155.47, "iou_last": 0.767384, "iou_last10": 0.767734,
+            "simulation_bce_mean": 2655.72, "simulation_bce_last": 3460.61, "simulation_iou_mean": 0.478517, "simulation_iou_last": 0.394984},
+        "mean-image": {"bce_last": 2781.602, "bce_last10": 2781.954, "iou_last": 0.0, "iou_last10": 0.0,
+            "simulation_bce_mean": 2774.942, "simulation_bce_last": 2778.675, "simulation_iou_mean": 0.0, "simulation_iou_last": 0.0},
+    },
     "curtain": {
         "copy": {"bce_last": 1512.423, "bce_last10": 1514.606, "iou_last": 0.775747, "iou_last10": 0.775086,
             "simulation_bce_mean": 6995.222, "simulation_bce_last": 9301.982, "simulation_iou_mean": 0.285769, "simulation_iou_last": 0.133014},
@@ -192,6 +202,7 @@ FLOORS: dict[str, dict[str, dict[str, float]]] = {
 # last observed frame (simulation) is wrong on the valid split, which minimises the softened copy's
 # BCE there; a test-only task uses its train task's valid split (mini-balls678: mini-balls4's).
 SOFT_C: dict[str, dict[str, float]] = {
+    "balls678": {"next": 0.05446302, "simulation": 0.22195501},
     "curtain": {"next": 0.0269139, "simulation": 0.12287954},
     "balls4": {"next": 0.05446302, "simulation": 0.22195501},
     "mini-balls4": {"next": 0.05414062, "simulation": 0.22210215},
@@ -204,6 +215,11 @@ SOFT_C: dict[str, dict[str, float]] = {
 # ``ari_late`` (per-frame ARI over the late steps); ``evaluation.floors.grid_floors``, the mini
 # tier's recomputed by tests/test_floors.py, the paper tier's computed once (as FLOORS).
 GRID_SCORES: dict[str, dict[str, dict[str, float]]] = {
+    "balls678": {
+        "2x2": {"ari_video": 0.451213, "ari_late": 0.480372},
+        "3x3": {"ari_video": 0.673182, "ari_late": 0.743459},
+        "4x4": {"ari_video": 0.426108, "ari_late": 0.524523},
+    },
     "curtain": {
         "2x2": {"ari_video": 0.601962, "ari_late": 0.693903},
         "3x3": {"ari_video": 0.520408, "ari_late": 0.693578},
