@@ -126,7 +126,7 @@ GRID_ARI: dict[str, dict[str, float]] = {
 
 # What trivial predictors score on each task's canonical test split, through the Evaluator
 # (``evaluation.floors``; tests/test_floors.py recomputes the mini tier's; the paper tier's, 10,000
-# 64x64 test sequences each, take about an hour of one core per task and were computed once by
+# 64x64 test sequences each, take about 20 minutes of one core per task and were computed once by
 # benchmarks/scores_vs_floors.py, benchmarks/results/scores_vs_floors_paper.txt). Next step: ``copy``
 # (frame t), ``soft-copy`` (c + (1 - 2c) * frame t, c in SOFT_C), ``blur-copy`` (Gaussian, sigma
 # 3 px at 64x64, 1.5 px at 32x32),
