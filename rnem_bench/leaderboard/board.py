@@ -129,13 +129,22 @@ GRID_ARI: dict[str, dict[str, float]] = {
 # 64x64 test sequences each, take about 20 minutes of one core per task and were computed once by
 # benchmarks/scores_vs_floors.py, benchmarks/results/scores_vs_floors_paper.txt). Next step: ``copy``
 # (frame t), ``soft-copy`` (c + (1 - 2c) * frame t, c in SOFT_C), ``blur-copy`` (Gaussian, sigma
-# 3 px at 64x64, 1.5 px at 32x32),
-# ``mean-image`` (the train split's mean frame); in simulation (10 observed, 10 predicted) the copies
-# freeze the last observed frame. ``simulation_*_mean`` averages the 10 simulated steps. BCE rounded
+# 3 px at 64x64, 1.5 px at 32x32), ``mean-image`` (the train split's mean frame); in simulation (10
+# observed, 10 predicted) the copies freeze the last observed frame. ``simulation_*_mean`` averages the 10 simulated steps. BCE rounded
 # to 1e-3, IoU to 1e-6. A hedged copy beats the plain one on BCE (soft-copy and blur-copy score a
 # quarter of it), and the mean image beats a frozen frame in simulation: BCE alone does not show
 # that a model predicts anything; IoU does not reward hedging.
 FLOORS: dict[str, dict[str, dict[str, float]]] = {
+    "balls4": {
+        "copy": {"bce_last": 3145.043, "bce_last10": 3138.955, "iou_last": 0.785217, "iou_last10": 0.785585,
+            "simulation_bce_mean": 12521.21, "simulation_bce_last": 16499.267, "simulation_iou_mean": 0.367715, "simulation_iou_last": 0.231115},
+        "soft-copy": {"bce_last": 879.139, "bce_last10": 877.881, "iou_last": 0.785217, "iou_last10": 0.785585,
+            "simulation_bce_mean": 2164.777, "simulation_bce_last": 2525.944, "simulation_iou_mean": 0.367715, "simulation_iou_last": 0.231115},
+        "blur-copy": {"bce_last": 697.419, "bce_last10": 696.202, "iou_last": 0.760527, "iou_last10": 0.761017,
+            "simulation_bce_mean": 2584.956, "simulation_bce_last": 4040.926, "simulation_iou_mean": 0.357267, "simulation_iou_last": 0.223133},
+        "mean-image": {"bce_last": 1953.049, "bce_last10": 1951.911, "iou_last": 0.0, "iou_last10": 0.0,
+            "simulation_bce_mean": 1952.615, "simulation_bce_last": 1949.975, "simulation_iou_mean": 0.0, "simulation_iou_last": 0.0},
+    },
     "balls678": {
         "copy": {"bce_last": 5208.257, "bce_last10": 5197.328, "iou_last": 0.79513, "iou_last10": 0.795542,
             "simulation_bce_mean": 16003.302, "simulation_bce_last": 19617.082, "simulation_iou_mean": 0.484969, "simulation_iou_last": 0.398074},
@@ -155,16 +164,6 @@ FLOORS: dict[str, dict[str, dict[str, float]]] = {
             "simulation_bce_mean": 1644.064, "simulation_bce_last": 2794.57, "simulation_iou_mean": 0.261219, "simulation_iou_last": 0.118904},
         "mean-image": {"bce_last": 1288.983, "bce_last10": 1287.79, "iou_last": 0.0, "iou_last10": 0.0,
             "simulation_bce_mean": 1289.807, "simulation_bce_last": 1288.756, "simulation_iou_mean": 0.0, "simulation_iou_last": 0.0},
-    },
-    "balls4": {
-        "copy": {"bce_last": 3145.043, "bce_last10": 3138.955, "iou_last": 0.785217, "iou_last10": 0.785585,
-            "simulation_bce_mean": 12521.21, "simulation_bce_last": 16499.267, "simulation_iou_mean": 0.367715, "simulation_iou_last": 0.231115},
-        "soft-copy": {"bce_last": 879.139, "bce_last10": 877.881, "iou_last": 0.785217, "iou_last10": 0.785585,
-            "simulation_bce_mean": 2164.777, "simulation_bce_last": 2525.944, "simulation_iou_mean": 0.367715, "simulation_iou_last": 0.231115},
-        "blur-copy": {"bce_last": 697.419, "bce_last10": 696.202, "iou_last": 0.760527, "iou_last10": 0.761017,
-            "simulation_bce_mean": 2584.956, "simulation_bce_last": 4040.926, "simulation_iou_mean": 0.357267, "simulation_iou_last": 0.223133},
-        "mean-image": {"bce_last": 1953.049, "bce_last10": 1951.911, "iou_last": 0.0, "iou_last10": 0.0,
-            "simulation_bce_mean": 1952.615, "simulation_bce_last": 1949.975, "simulation_iou_mean": 0.0, "simulation_iou_last": 0.0},
     },
     "mini-balls4": {
         "copy": {"bce_last": 780.797, "bce_last10": 773.548, "iou_last": 0.786869, "iou_last10": 0.788666,
@@ -202,9 +201,9 @@ FLOORS: dict[str, dict[str, dict[str, float]]] = {
 # last observed frame (simulation) is wrong on the valid split, which minimises the softened copy's
 # BCE there; a test-only task uses its train task's valid split (mini-balls678: mini-balls4's).
 SOFT_C: dict[str, dict[str, float]] = {
+    "balls4": {"next": 0.05446302, "simulation": 0.22195501},
     "balls678": {"next": 0.05446302, "simulation": 0.22195501},
     "curtain": {"next": 0.0269139, "simulation": 0.12287954},
-    "balls4": {"next": 0.05446302, "simulation": 0.22195501},
     "mini-balls4": {"next": 0.05414062, "simulation": 0.22210215},
     "mini-balls678": {"next": 0.05414062, "simulation": 0.22210215},
     "mini-curtain": {"next": 0.02691934, "simulation": 0.12205439},
@@ -215,6 +214,11 @@ SOFT_C: dict[str, dict[str, float]] = {
 # ``ari_late`` (per-frame ARI over the late steps); ``evaluation.floors.grid_floors``, the mini
 # tier's recomputed by tests/test_floors.py, the paper tier's computed once (as FLOORS).
 GRID_SCORES: dict[str, dict[str, dict[str, float]]] = {
+    "balls4": {
+        "2x2": {"ari_video": 0.58629, "ari_late": 0.652115},
+        "3x3": {"ari_video": 0.525746, "ari_late": 0.665749},
+        "4x4": {"ari_video": 0.369444, "ari_late": 0.515473},
+    },
     "balls678": {
         "2x2": {"ari_video": 0.451213, "ari_late": 0.480372},
         "3x3": {"ari_video": 0.673182, "ari_late": 0.743459},
@@ -224,11 +228,6 @@ GRID_SCORES: dict[str, dict[str, dict[str, float]]] = {
         "2x2": {"ari_video": 0.601962, "ari_late": 0.693903},
         "3x3": {"ari_video": 0.520408, "ari_late": 0.693578},
         "4x4": {"ari_video": 0.37724, "ari_late": 0.574283},
-    },
-    "balls4": {
-        "2x2": {"ari_video": 0.58629, "ari_late": 0.652115},
-        "3x3": {"ari_video": 0.525746, "ari_late": 0.665749},
-        "4x4": {"ari_video": 0.369444, "ari_late": 0.515473},
     },
     "mini-balls4": {
         "2x2": {"ari_video": 0.630873, "ari_late": 0.65362},
