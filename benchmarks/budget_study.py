@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from rnem_bench.evaluation.run import evaluate_run
+from rnem_bench.evaluation.results import cpu_model
 from rnem_bench.io import read_jsonl
 from rnem_bench.leaderboard.board import FLOOR_LABELS, RANK_METRIC, best_grid, reference_rows, simulation_floors
 
@@ -109,8 +109,7 @@ def main() -> None:
         for task, k in TASKS.items():
             m = scored(rundir, task, k)["metrics"]
             rows[task].append(f"| {name} | " + " | ".join(fmt(f(m), spec) for _, f, spec in COLUMNS) + " |")
-    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), platform.processor())
+    cpu = cpu_model() or platform.processor()
     out = ["# Budget study: the CPU tier's R-NEM runs at 3,125 and 6,250 updates", "",
            f"Produced by `python benchmarks/budget_study.py {' '.join(map(str, args.rundirs))}` on {cpu} "
            f"({time.perf_counter() - t0:.0f} s). Each run's best checkpoint (lowest validation loss within its budget) "

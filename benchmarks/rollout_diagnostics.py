@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 from pathlib import Path
 
 import torch
@@ -32,6 +31,7 @@ import torch
 from rnem_bench.data.loader import SequenceLoader
 from rnem_bench.data.store import open_dataset, resolve_dataset_path
 from rnem_bench.evaluation.protocol import SIM_OBSERVE, SIM_STEPS
+from rnem_bench.evaluation.results import cpu_model
 from rnem_bench.models.fastpath import fast_layout
 from rnem_bench.models.inference import SIM_THRESHOLD, Inference
 from rnem_bench.models.nem import e_step, flip, flip_mask, init_gamma
@@ -87,8 +87,7 @@ def main() -> None:
     loader = SequenceLoader(ds, "test", batch_size=64, shuffle=False, drop_last=False, limit=args.limit)
     x = torch.cat([b["features"] for b in loader]).float()            # (N, T+1, H, W)
     truth = x[:, SIM_OBSERVE + 1: SIM_OBSERVE + 1 + SIM_STEPS]
-    cpu = next((ln.split(":", 1)[1].strip() for ln in subprocess.run(["lscpu"], capture_output=True, text=True)
-                .stdout.splitlines() if ln.startswith("Model name")), platform.processor())
+    cpu = cpu_model() or platform.processor()
     lines = [f"# rollout diagnostics on {args.task} (first {x.shape[0]} test sequences; {cpu}, "
              f"{torch.get_num_threads()} thread(s))", "",
              "per simulated step 1..10: mass = predicted / true pixel mass, on = share of the predicted mass "

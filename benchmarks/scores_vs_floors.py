@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ import rnem_bench.evaluation.floors as floors_mod
 import rnem_bench.evaluation.run as run_mod
 from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
 from rnem_bench.evaluation.protocol import SIM_OBSERVE
+from rnem_bench.evaluation.results import cpu_model
 from rnem_bench.evaluation.floors import NEXT_KEYS, PREDICTORS, SIM_KEYS, fit_dataset_of, summarise
 from rnem_bench.metrics import mean_best_overlap
 from rnem_bench.paths import task_dataset_path
@@ -210,14 +210,13 @@ def main() -> None:
     run_mod.Evaluator = floors_mod.Evaluator = VariantEvaluator  # same scoring, plus the MBO variant
     t0 = time.perf_counter()
     all_scores = {task: score_task(task, args.limit, args.batch_size) for task in args.tasks}
-    cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), platform.processor())
+    cpu = cpu_model() or platform.processor()
     with_model = any(t in MODEL_ON for t in args.tasks)
     header = [
         f"# Scores of {'the shipped R-NEM vs ' if with_model else ''}trivial predictors (floors), "
         f"{', '.join(args.tasks)}, test splits",
         f"# produced by: OMP_NUM_THREADS=1 python benchmarks/scores_vs_floors.py{' '.join([''] + sys.argv[1:])}",
-        f"# CPU: {cpu} (lscpu), {torch.get_num_threads()} torch thread(s); "
+        f"# CPU: {cpu}, {torch.get_num_threads()} torch thread(s); "
         f"{time.perf_counter() - t0:.0f} s in all; torch {torch.__version__}",
         *(["# model: rnem_bench/pretrained/mini-balls4-rnem-k5 scored by evaluate_run (as `rnem-bench evaluate`);"]
           if with_model else []),

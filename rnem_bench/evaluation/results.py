@@ -36,7 +36,7 @@ def check_schema(obj: Any, schema_name: str, what: str) -> None:
         raise RnemBenchError(f"{what}: field '{where}': {error.message}")
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """The CPU's model name where the OS says it (Linux), else ''."""
     try:
         with open("/proc/cpuinfo") as f:
@@ -53,7 +53,7 @@ def hardware() -> str:
     import torch
 
     cpu = platform.processor() or platform.machine()
-    model = _cpu_model()
+    model = cpu_model()
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"{platform.system()} {cpu}{' ' + model if model else ''}, {os.cpu_count()} cores{gpu}"[:300]
 
