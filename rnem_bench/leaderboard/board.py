@@ -130,10 +130,10 @@ GRID_ARI: dict[str, dict[str, float]] = {
 # benchmarks/scores_vs_floors.py, benchmarks/results/scores_vs_floors_paper.txt). Next step: ``copy``
 # (frame t), ``soft-copy`` (c + (1 - 2c) * frame t, c in SOFT_C), ``blur-copy`` (Gaussian, sigma
 # 3 px at 64x64, 1.5 px at 32x32), ``mean-image`` (the train split's mean frame); in simulation (10
-# observed, 10 predicted) the copies freeze the last observed frame. ``simulation_*_mean`` averages the 10 simulated steps. BCE rounded
-# to 1e-3, IoU to 1e-6. A hedged copy beats the plain one on BCE (soft-copy and blur-copy score a
-# quarter of it), and the mean image beats a frozen frame in simulation: BCE alone does not show
-# that a model predicts anything; IoU does not reward hedging.
+# observed, 10 predicted) the copies freeze the last observed frame. ``simulation_*_mean`` averages
+# the 10 simulated steps. BCE rounded to 1e-3, IoU to 1e-6. A hedged copy beats the plain one on
+# BCE (soft-copy and blur-copy score a quarter of it), and the mean image beats a frozen frame in
+# simulation: BCE alone does not show that a model predicts anything; IoU does not reward hedging.
 FLOORS: dict[str, dict[str, dict[str, float]]] = {
     "balls4": {
         "copy": {"bce_last": 3145.043, "bce_last10": 3138.955, "iou_last": 0.785217, "iou_last10": 0.785585,
