@@ -16,10 +16,12 @@ How the 6,250-update runs are made (resumably, from the tier run's own last.pt, 
     rnem-bench reproduce --tier mini --models mini-balls4-rnem-k5 --seed 0 --out BUDGET \\
         --baselines BASELINES10 --no-evaluate                       # resumes at epoch 5
 
-then (each run dir's best checkpoint, i.e. the best validation loss within its budget):
+then (each run dir's best checkpoint, i.e. the best validation loss within its budget, as the tier
+scores it; with ``--last`` also its last checkpoint, the weights after exactly 3,125 or 6,250 updates,
+where that is a later epoch than the best):
 
     OMP_NUM_THREADS=1 python benchmarks/budget_study.py RUNS/mini-balls4-rnem-k5/seed0 \\
-        BUDGET/mini-balls4-rnem-k5/seed0 [...K=8...] --out benchmarks/results/budget_study_mini.md
+        BUDGET/mini-balls4-rnem-k5/seed0 [...K=8...] --last --out benchmarks/results/budget_study_mini.md
 
 Results already scored (``result-<task>.json`` in a run dir, newer than its best.pt) are read back.
 """
@@ -53,18 +55,18 @@ COLUMNS = [  # (label, function of the metrics, format)
 ]
 
 
-def scored(rundir: Path, task: str, k: int | None) -> dict[str, Any]:
-    """The run's best checkpoint on ``task``'s canonical test split: read back where it was scored
-    after its best.pt was written (by this script, or by ``reproduce`` into OUT/results/TASK/),
-    else evaluated here."""
-    path = rundir / f"result-{task}.json"
+def scored(rundir: Path, task: str, k: int | None, which: str = "best") -> dict[str, Any]:
+    """The run's ``which`` checkpoint (best or last) on ``task``'s canonical test split: read back
+    where it was scored after the checkpoint was written (by this script, or for the best one by
+    ``reproduce`` into OUT/results/TASK/), else evaluated here."""
+    path = rundir / (f"result-{task}.json" if which == "best" else f"result-{task}-{which}.json")
     by_reproduce = rundir.parent.parent / "results" / task / f"{rundir.parent.name}-{rundir.name}.json"
-    for found in (path, by_reproduce):
-        if found.exists() and found.stat().st_mtime > (rundir / "best.pt").stat().st_mtime:
+    for found in (path, by_reproduce) if which == "best" else (path,):
+        if found.exists() and found.stat().st_mtime > (rundir / f"{which}.pt").stat().st_mtime:
             result = json.loads(found.read_text())
             if result["model"]["k"] == (k or json.loads((rundir / "config.json").read_text())["k"]):
                 return result
-    result = evaluate_run(rundir, task=task, k=k)
+    result = evaluate_run(rundir, task=task, k=k, which=which)
     path.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -93,6 +95,7 @@ def floor_row(task: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("rundirs", nargs="+", type=Path)
+    parser.add_argument("--last", action="store_true", help="also score each run's last checkpoint where it is not its best")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/budget_study_mini.md"))
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -101,18 +104,23 @@ def main() -> None:
     for rundir in args.rundirs:
         config = json.loads((rundir / "config.json").read_text())
         summary = json.loads((rundir / "summary.json").read_text())
-        name = f"R-NEM K={config['k']}, {summary['updates']:,} updates (best epoch {summary['best_epoch']})"
+        run = f"R-NEM K={config['k']}, {summary['updates']:,} updates"
         log = read_jsonl(rundir / "log.jsonl")
-        lines.append(f"- {name}: valid loss / valid ARI mean / last per epoch: " + "; ".join(
+        lines.append(f"- {run}: valid loss / valid ARI mean / last per epoch: " + "; ".join(
             f"{r['epoch']}: {r['valid_loss']:.1f} / {r.get('valid_ari_mean', float('nan')):.3f} / "
             f"{r.get('valid_ari_last', float('nan')):.3f}" for r in log))
-        for task, k in TASKS.items():
-            m = scored(rundir, task, k)["metrics"]
-            rows[task].append(f"| {name} | " + " | ".join(fmt(f(m), spec) for _, f, spec in COLUMNS) + " |")
+        checkpoints = {"best": f"{run} (best: epoch {summary['best_epoch']})"}
+        if args.last and summary["best_epoch"] != summary["epochs"]:
+            checkpoints["last"] = f"{run} (last: epoch {summary['epochs']})"
+        for which, name in checkpoints.items():
+            for task, k in TASKS.items():
+                m = scored(rundir, task, k, which)["metrics"]
+                rows[task].append(f"| {name} | " + " | ".join(fmt(f(m), spec) for _, f, spec in COLUMNS) + " |")
     cpu = cpu_model() or platform.processor()
     out = ["# Budget study: the CPU tier's R-NEM runs at 3,125 and 6,250 updates", "",
-           f"Produced by `python benchmarks/budget_study.py {' '.join(map(str, args.rundirs))}` on {cpu} "
-           f"({time.perf_counter() - t0:.0f} s). Each run's best checkpoint (lowest validation loss within its budget) "
+           f"Produced by `python benchmarks/budget_study.py {' '.join(map(str, args.rundirs))}{' --last' if args.last else ''}` on {cpu} "
+           f"({time.perf_counter() - t0:.0f} s). Each run's best checkpoint (lowest validation loss within its budget, "
+           "as the tier scores it) and, where named, its last (the weights after exactly that many updates), "
            "on the canonical test split; the floor row is the best trivial predictor of each column as pinned on the board.", ""]
     for task in TASKS:
         out += [f"## {task}", "", "| run | " + " | ".join(label for label, _, _ in COLUMNS) + " |",
