@@ -17,13 +17,15 @@ How the 6,250-update runs are made (resumably, from the tier run's own last.pt, 
         --baselines BASELINES10 --no-evaluate                       # resumes at epoch 5
 
 then (each run dir's best checkpoint, i.e. the best validation loss within its budget, as the tier
-scores it; with ``--last`` also its last checkpoint, the weights after exactly 3,125 or 6,250 updates,
-where that is a later epoch than the best):
+scores it; with ``--last`` also its last checkpoint, the weights at the run's end (3,125 updates; up to
+6,250 where the recipe's early stopping, patience 5, does not end it sooner), where that is a later epoch
+than the best):
 
     OMP_NUM_THREADS=1 python benchmarks/budget_study.py RUNS/mini-balls4-rnem-k5/seed0 \\
         BUDGET/mini-balls4-rnem-k5/seed0 [...K=8...] --last --out benchmarks/results/budget_study_mini.md
 
-Results already scored (``result-<task>.json`` in a run dir, newer than its best.pt) are read back.
+Results already scored (``result-<task>.json`` in a run dir, ``result-<task>-last.json`` for the last
+checkpoint, newer than the checkpoint) are read back.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def main() -> None:
     out = ["# Budget study: the CPU tier's R-NEM runs at 3,125 and 6,250 updates", "",
            f"Produced by `python benchmarks/budget_study.py {' '.join(map(str, args.rundirs))}{' --last' if args.last else ''}` on {cpu} "
            f"({time.perf_counter() - t0:.0f} s). Each run's best checkpoint (lowest validation loss within its budget, "
-           "as the tier scores it) and, where named, its last (the weights after exactly that many updates), "
+           "as the tier scores it) and, where named, its last (the weights at the run's end), "
            "on the canonical test split; the floor row is the best trivial predictor of each column as pinned on the board.", ""]
     for task in TASKS:
         out += [f"## {task}", "", "| run | " + " | ".join(label for label, _, _ in COLUMNS) + " |",
