@@ -43,6 +43,7 @@ from rnem_bench.evaluation.run import evaluate_run
 from rnem_bench.evaluation.results import cpu_model
 from rnem_bench.io import read_jsonl
 from rnem_bench.leaderboard.board import FLOOR_LABELS, RANK_METRIC, best_grid, reference_rows, simulation_floors
+from rnem_bench.training.checkpoint import BEST, CONFIG, LAST, LOG, SUMMARY
 
 TASKS = {"mini-balls4": None, "mini-balls678": 8}  # task -> K at test time (None: the run's K)
 COLUMNS = [  # (label, function of the metrics, format)
@@ -64,9 +65,9 @@ def scored(rundir: Path, task: str, k: int | None, which: str = "best") -> dict[
     path = rundir / (f"result-{task}.json" if which == "best" else f"result-{task}-{which}.json")
     by_reproduce = rundir.parent.parent / "results" / task / f"{rundir.parent.name}-{rundir.name}.json"
     for found in (path, by_reproduce) if which == "best" else (path,):
-        if found.exists() and found.stat().st_mtime > (rundir / f"{which}.pt").stat().st_mtime:
+        if found.exists() and found.stat().st_mtime > (rundir / (BEST if which == "best" else LAST)).stat().st_mtime:
             result = json.loads(found.read_text())
-            if result["model"]["k"] == (k or json.loads((rundir / "config.json").read_text())["k"]):
+            if result["model"]["k"] == (k or json.loads((rundir / CONFIG).read_text())["k"]):
                 return result
     result = evaluate_run(rundir, task=task, k=k, which=which)
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -104,10 +105,10 @@ def main() -> None:
     lines: list[str] = []
     rows: dict[str, list[str]] = {task: [] for task in TASKS}
     for rundir in args.rundirs:
-        config = json.loads((rundir / "config.json").read_text())
-        summary = json.loads((rundir / "summary.json").read_text())
+        config = json.loads((rundir / CONFIG).read_text())
+        summary = json.loads((rundir / SUMMARY).read_text())
         run = f"R-NEM K={config['k']}, {summary['updates']:,} updates"
-        log = read_jsonl(rundir / "log.jsonl")
+        log = read_jsonl(rundir / LOG)
         lines.append(f"- {run}: valid loss / valid ARI mean / last per epoch: " + "; ".join(
             f"{r['epoch']}: {r['valid_loss']:.1f} / {r.get('valid_ari_mean', float('nan')):.3f} / "
             f"{r.get('valid_ari_last', float('nan')):.3f}" for r in log))
