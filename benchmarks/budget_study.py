@@ -25,12 +25,14 @@ than the best):
         BUDGET/mini-balls4-rnem-k5/seed0 [...K=8...] --last --out benchmarks/results/budget_study_mini.md
 
 Results already scored (``result-<task>.json`` in a run dir, ``result-<task>-last.json`` for the last
-checkpoint, newer than the checkpoint) are read back.
+checkpoint, newer than the checkpoint) are read back, and a checkpoint byte-identical to one scored
+earlier in the same call (a continued run whose best is still the tier run's) is not scored twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import time
@@ -58,19 +60,31 @@ COLUMNS = [  # (label, function of the metrics, format)
 ]
 
 
-def scored(rundir: Path, task: str, k: int | None, which: str = "best") -> dict[str, Any]:
-    """The run's ``which`` checkpoint (best or last) on ``task``'s canonical test split: read back
-    where it was scored after the checkpoint was written (by this script, or for the best one by
-    ``reproduce`` into OUT/results/TASK/), else evaluated here."""
+def scored(rundir: Path, task: str, k: int | None, which: str = "best",
+           known: dict[tuple[str, str, int], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The run's ``which`` checkpoint (best or last) on ``task``'s canonical test split: taken from
+    ``known`` where the same checkpoint bytes were scored before in this call, read back where it was
+    scored after the checkpoint was written (by this script, or for the best one by ``reproduce``
+    into OUT/results/TASK/), else evaluated here."""
+    checkpoint = rundir / (BEST if which == "best" else LAST)
+    k = k or json.loads((rundir / CONFIG).read_text())["k"]
+    key = (hashlib.sha256(checkpoint.read_bytes()).hexdigest(), task, k)
+    if known is not None and key in known:
+        return known[key]
     path = rundir / (f"result-{task}.json" if which == "best" else f"result-{task}-{which}.json")
     by_reproduce = rundir.parent.parent / "results" / task / f"{rundir.parent.name}-{rundir.name}.json"
+    result = None
     for found in (path, by_reproduce) if which == "best" else (path,):
-        if found.exists() and found.stat().st_mtime > (rundir / (BEST if which == "best" else LAST)).stat().st_mtime:
-            result = json.loads(found.read_text())
-            if result["model"]["k"] == (k or json.loads((rundir / CONFIG).read_text())["k"]):
-                return result
-    result = evaluate_run(rundir, task=task, k=k, which=which)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+        if found.exists() and found.stat().st_mtime > checkpoint.stat().st_mtime:
+            candidate = json.loads(found.read_text())
+            if candidate["model"]["k"] == k:
+                result = candidate
+                break
+    if result is None:
+        result = evaluate_run(rundir, task=task, k=k, which=which)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    if known is not None:
+        known[key] = result
     return result
 
 
@@ -104,6 +118,7 @@ def main() -> None:
     t0 = time.perf_counter()
     lines: list[str] = []
     rows: dict[str, list[str]] = {task: [] for task in TASKS}
+    known: dict[tuple[str, str, int], dict[str, Any]] = {}  # (checkpoint sha256, task, K) -> result
     for rundir in args.rundirs:
         config = json.loads((rundir / CONFIG).read_text())
         summary = json.loads((rundir / SUMMARY).read_text())
@@ -117,7 +132,7 @@ def main() -> None:
             checkpoints["last"] = f"{run} (last: epoch {summary['epochs']})"
         for which, name in checkpoints.items():
             for task, k in TASKS.items():
-                m = scored(rundir, task, k, which)["metrics"]
+                m = scored(rundir, task, k, which, known)["metrics"]
                 rows[task].append(f"| {name} | " + " | ".join(fmt(f(m), spec) for _, f, spec in COLUMNS) + " |")
     cpu = cpu_model() or platform.processor()
     out = ["# Budget study: the CPU tier's R-NEM runs at 3,125 and 6,250 updates", "",
