@@ -67,6 +67,8 @@ def scored(rundir: Path, task: str, k: int | None, which: str = "best",
     scored after the checkpoint was written (by this script, or for the best one by ``reproduce``
     into OUT/results/TASK/), else evaluated here."""
     checkpoint = rundir / (BEST if which == "best" else LAST)
+    # None means the run's own K; passed on explicitly, since evaluate_run's default is the task's
+    # k_eval (5 on mini-balls4), which would score a K=8 run at K=5
     k = k or json.loads((rundir / CONFIG).read_text())["k"]
     key = (hashlib.sha256(checkpoint.read_bytes()).hexdigest(), task, k)
     if known is not None and key in known:
