@@ -60,18 +60,15 @@ COLUMNS = [  # (label, function of the metrics, format)
 ]
 
 
-def scored(rundir: Path, task: str, k: int | None, which: str = "best",
+def scored(rundir: Path, task: str, k: int, which: str = "best",
            known: dict[tuple[str, str, int], dict[str, Any]] | None = None) -> dict[str, Any]:
     """The run's ``which`` checkpoint (best or last) on ``task``'s canonical test split: taken from
     ``known`` where the same checkpoint bytes were scored before in this call, read back where it was
     scored after the checkpoint was written (by this script, or for the best one by ``reproduce``
     into OUT/results/TASK/), else evaluated here."""
     checkpoint = rundir / (BEST if which == "best" else LAST)
-    # None means the run's own K; passed on explicitly, since evaluate_run's default is the task's
-    # k_eval (5 on mini-balls4), which would score a K=8 run at K=5
-    k = k or json.loads((rundir / CONFIG).read_text())["k"]
-    key = (hashlib.sha256(checkpoint.read_bytes()).hexdigest(), task, k)
-    if known is not None and key in known:
+    key = (hashlib.sha256(checkpoint.read_bytes()).hexdigest(), task, k) if known is not None else None
+    if key in (known or {}):
         return known[key]
     path = rundir / (f"result-{task}.json" if which == "best" else f"result-{task}-{which}.json")
     by_reproduce = rundir.parent.parent / "results" / task / f"{rundir.parent.name}-{rundir.name}.json"
@@ -85,7 +82,7 @@ def scored(rundir: Path, task: str, k: int | None, which: str = "best",
     if result is None:
         result = evaluate_run(rundir, task=task, k=k, which=which)
         path.write_text(json.dumps(result, indent=2) + "\n")
-    if known is not None:
+    if key is not None:
         known[key] = result
     return result
 
@@ -134,7 +131,9 @@ def main() -> None:
             checkpoints["last"] = f"{run} (last: epoch {summary['epochs']})"
         for which, name in checkpoints.items():
             for task, k in TASKS.items():
-                m = scored(rundir, task, k, which, known)["metrics"]
+                # K always passed on: evaluate_run's default is the task's k_eval (5 on mini-balls4),
+                # which would score a K=8 run at K=5
+                m = scored(rundir, task, k or config["k"], which, known)["metrics"]
                 rows[task].append(f"| {name} | " + " | ".join(fmt(f(m), spec) for _, f, spec in COLUMNS) + " |")
     cpu = cpu_model() or platform.processor()
     out = ["# Budget study: the CPU tier's R-NEM runs at 3,125 and 6,250 updates", "",
