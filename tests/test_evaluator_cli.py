@@ -85,6 +85,15 @@ def test_evaluate_on_another_task_uses_its_k(run_cli, rnem_run, sim_dataset, tmp
     assert result["task"] == "balls678" and result["model"]["k"] == 8 and result["metrics"]["k"] == 8
 
 
+def test_default_k_is_the_runs_own_on_its_task():
+    """A K=8 run on the task it trained on is scored at K=8 (it once got the task's 5); another task's K elsewhere."""
+    from rnem_bench.evaluation.run import default_k
+
+    assert default_k("mini-balls4", 8, None) == default_k("mini-balls4", 8, "mini-balls4") == 8
+    assert default_k("mini-balls4", 5, "mini-balls678") == default_k("balls4", 5, "balls678") == 8
+    assert default_k(None, 3, None) == 3 and default_k(None, 3, "curtain") == 5
+
+
 def test_show_run_writes_figure2_gif_and_curves(run_cli, rnem_run, tmp_path):
     r = run_cli("show", str(rnem_run), "--index", "1", "--out", str(tmp_path / "fig.png"))
     assert r.returncode == 0, r.stderr[-3000:]

@@ -29,7 +29,7 @@ def _echo_summary(result: dict, path: Path) -> None:
 @click.argument("rundir", type=click.Path(path_type=Path))
 @click.option("--task", default=None, help="Task to evaluate on (default: the run's); e.g. balls678 for extrapolation.")
 @click.option("--dataset", default=None, help="Dataset path instead of the task's canonical dataset.")
-@click.option("--k", type=int, default=None, help="Components at test time (default: the task's, 8 on balls678).")
+@click.option("--k", type=int, default=None, help="Components at test time (default: the run's K on its own task, the task's on another: 8 on balls678).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--limit", type=int, default=None, help="Only the first N test sequences (not leaderboard-valid).")
 @click.option("--device", default="cpu", show_default=True, help="Where the model and the metrics run (cpu, cuda, cuda:1).")

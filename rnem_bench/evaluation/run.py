@@ -15,6 +15,17 @@ from rnem_bench.evaluation.protocol import SIM_STEPS
 from rnem_bench.evaluation.results import make_result
 
 
+def default_k(run_task: str | None, run_k: int, task: str | None) -> int:
+    """Components at test time when none is given: the run's own K on the task it trained on (a K=8
+    run on mini-balls4 is scored at K=8), the task's ``k_eval`` on another task (8 on balls678: the
+    paper's extrapolation test), the run's K where neither task is named."""
+    from rnem_bench.tasks import get_task
+
+    if task is None or task == run_task:
+        return run_k
+    return get_task(task).k_eval
+
+
 
 def evaluate_run(
     rundir: str | Path, task: str | None = None, k: int | None = None, dataset: str | Path | None = None,
@@ -25,12 +36,12 @@ def evaluate_run(
 
     ``task``: the task to evaluate on (default: the run's own); ``dataset``: a dataset path
     (default: the task's canonical dataset, else the run's dataset); ``k``: components at test
-    time (default: the task's ``k_eval``, e.g. 8 for balls678, else the run's K); ``cuda_graph``:
+    time (default: ``default_k``: the run's K on its own task, the task's ``k_eval`` on another, e.g.
+    8 on balls678); ``cuda_graph``:
     on CUDA, replay each full batch's prediction and rollout as a CUDA graph (``models.Inference``).
     """
     from rnem_bench.data.store import resolve_dataset_path
     from rnem_bench.data.store import open_dataset
-    from rnem_bench.tasks import get_task
     from rnem_bench.training.checkpoint import load_run, read_summary
 
     t0 = time.perf_counter()
@@ -44,7 +55,7 @@ def evaluate_run(
     task = task or cfg.task
     path = Path(dataset) if dataset is not None else resolve_dataset_path(task) if task else Path(cfg.dataset)
     ds = open_dataset(path)
-    k = k or (get_task(task).k_eval if task else cfg.k)
+    k = k or default_k(cfg.task, cfg.k, task)
     evaluator = Evaluator(ds, EvalConfig(split=split, batch_size=batch_size, limit=limit, device=device))
     frames = evaluator.steps + 1
     simulate = frames >= evaluator.config.sim_observe + SIM_STEPS + 1
