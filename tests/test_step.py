@@ -98,7 +98,9 @@ def test_the_harness_updates_through_the_step_function(tiny32, tmp_path, monkeyp
         return losses[-1]
 
     monkeypatch.setattr(step_module, "update", recorded)
-    config = make_config("rnem", str(tiny32), k=2, epochs=1, batch_size=8, steps=4, device="cpu", progress=False)
+    # fp32 on every CPU: the old loop below runs no autocast, and bf16 is the default where it is native
+    config = make_config("rnem", str(tiny32), k=2, epochs=1, batch_size=8, steps=4, device="cpu", progress=False,
+                         bf16=False)
     trainer = Trainer(dataclasses.replace(config, cuda_graph=True), tmp_path / "new", progress=False)
     assert not trainer.train_step.graph_wanted  # CPU: never captured, whatever the config says
     cursor = trainer.train_epoch(0)
