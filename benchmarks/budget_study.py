@@ -41,13 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from rnem_bench.evaluation.run import evaluate_run
+from rnem_bench.evaluation.run import default_k, evaluate_run
 from rnem_bench.evaluation.results import cpu_model
 from rnem_bench.io import read_jsonl
 from rnem_bench.leaderboard.board import FLOOR_LABELS, RANK_METRIC, best_grid, reference_rows, simulation_floors
 from rnem_bench.training.checkpoint import BEST, CONFIG, LAST, LOG, SUMMARY
 
-TASKS = {"mini-balls4": None, "mini-balls678": 8}  # task -> K at test time (None: the run's K)
+TASKS = ("mini-balls4", "mini-balls678")  # scored at default_k: the run's own K, then 8 (the extrapolation test)
 COLUMNS = [  # (label, function of the metrics, format)
     ("ARI mean", lambda m: m["ari_mean"], "{:.3f}"),
     ("ARI last", lambda m: m["ari_last"], "{:.3f}"),
@@ -130,10 +130,8 @@ def main() -> None:
         if args.last and summary["best_epoch"] != summary["epochs"]:
             checkpoints["last"] = f"{run} (last: epoch {summary['epochs']})"
         for which, name in checkpoints.items():
-            for task, k in TASKS.items():
-                # K always passed on: evaluate_run's default is the task's k_eval (5 on mini-balls4),
-                # which would score a K=8 run at K=5
-                m = scored(rundir, task, k or config["k"], which, known)["metrics"]
+            for task in TASKS:
+                m = scored(rundir, task, default_k(config["task"], config["k"], task), which, known)["metrics"]
                 rows[task].append(f"| {name} | " + " | ".join(fmt(f(m), spec) for _, f, spec in COLUMNS) + " |")
     cpu = cpu_model() or platform.processor()
     out = ["# Budget study: the CPU tier's R-NEM runs at 3,125 and 6,250 updates", "",

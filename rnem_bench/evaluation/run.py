@@ -26,7 +26,6 @@ def default_k(run_task: str | None, run_k: int, task: str | None) -> int:
     return get_task(task).k_eval
 
 
-
 def evaluate_run(
     rundir: str | Path, task: str | None = None, k: int | None = None, dataset: str | Path | None = None,
     split: str = "test", batch_size: int = 64, limit: int | None = None, device: str = "cpu",
@@ -37,8 +36,8 @@ def evaluate_run(
     ``task``: the task to evaluate on (default: the run's own); ``dataset``: a dataset path
     (default: the task's canonical dataset, else the run's dataset); ``k``: components at test
     time (default: ``default_k``: the run's K on its own task, the task's ``k_eval`` on another, e.g.
-    8 on balls678); ``cuda_graph``:
-    on CUDA, replay each full batch's prediction and rollout as a CUDA graph (``models.Inference``).
+    8 on balls678); ``cuda_graph``: on CUDA, replay each full batch's prediction and rollout as a
+    CUDA graph (``models.Inference``).
     """
     from rnem_bench.data.store import resolve_dataset_path
     from rnem_bench.data.store import open_dataset
