@@ -287,7 +287,8 @@ def test_validation_logs_grouping_every_epoch(tiny32, tmp_path):
     log = ckpt.read_log(tmp_path / "run")
     assert [row["updates"] for row in log] == [4, 8]
     for row in log:
-        assert 0.0 <= row["valid_ari_last"] <= 1.0 and -1.0 <= row["valid_ari_mean"] <= 1.0
+        # adjusted for chance, so an untrained model's ARI can fall just below 0 at any step
+        assert -1.0 <= row["valid_ari_last"] <= 1.0 and -1.0 <= row["valid_ari_mean"] <= 1.0
     # the last epoch's figure equals the ARI of the saved weights' gamma on the same noisy inputs
     trainer = Trainer(tiny_config(tiny32, epochs=2), tmp_path / "run", progress=False)
     trainer.restore()
