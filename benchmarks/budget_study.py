@@ -11,7 +11,7 @@ How the 6,250-update runs are made (resumably, from the tier run's own last.pt, 
 3,125 updates are the tier run's):
 
     cp -r RUNS/mini-balls4-rnem-k5 BUDGET/mini-balls4-rnem-k5      # RUNS: the tier's --out
-    sed 's/^epochs = 5$/epochs = 10/' rnem_bench/reproduce/baselines/mini-balls4-rnem-k5.toml \\
+    sed 's/^epochs = 5$/epochs = 10/' baselines/mini-balls4-rnem-k5.toml \\
         > BASELINES10/mini-balls4-rnem-k5.toml                      # the same run, 10 epochs
     rnem-bench reproduce --tier mini --models mini-balls4-rnem-k5 --seed 0 --out BUDGET \\
         --baselines BASELINES10 --no-evaluate                       # resumes at epoch 5

@@ -30,7 +30,7 @@ import torch
 
 from rnem_bench.data.loader import SequenceLoader
 from rnem_bench.data.store import open_dataset, resolve_dataset_path
-from rnem_bench.evaluation.protocol import SIM_OBSERVE, SIM_STEPS
+from rnem_bench.protocol import SIM_OBSERVE, SIM_STEPS
 from rnem_bench.evaluation.results import cpu_model
 from rnem_bench.models.fastpath import fast_layout
 from rnem_bench.models.inference import SIM_THRESHOLD, Inference

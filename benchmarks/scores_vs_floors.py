@@ -35,7 +35,7 @@ import torch
 import rnem_bench.evaluation.floors as floors_mod
 import rnem_bench.evaluation.run as run_mod
 from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
-from rnem_bench.evaluation.protocol import SIM_OBSERVE
+from rnem_bench.protocol import SIM_OBSERVE
 from rnem_bench.evaluation.results import cpu_model
 from rnem_bench.evaluation.floors import NEXT_KEYS, PREDICTORS, SIM_KEYS, fit_dataset_of, summarise
 from rnem_bench.metrics import mean_best_overlap

@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 import numba as nb
 import numpy as np
 
-from rnem_bench.data.schema import OVERLAP, SPLITS
+from rnem_bench.dataset_format import OVERLAP, SPLITS
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.generators.chunks import empty_chunk
 from rnem_bench.generators.physics import advance

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnem_bench.data.schema import ARRAYS
+from rnem_bench.dataset_format import ARRAYS
 from rnem_bench.errors import RnemBenchError
 
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from rnem_bench.data.schema import SPLITS
+from rnem_bench.dataset_format import SPLITS
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.generators.chunks import empty_chunk
 

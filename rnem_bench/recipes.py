@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rnem_bench.data.schema import FORMAT_VERSION, SPLITS
+from rnem_bench.dataset_format import FORMAT_VERSION, SPLITS
 from rnem_bench.errors import RnemBenchError
 
 

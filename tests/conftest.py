@@ -91,7 +91,7 @@ def kill_generation_after(args: list[str], out: Path, chunks: int, timeout: floa
 
     import zarr
 
-    from rnem_bench.data.schema import DONE_ARRAY
+    from rnem_bench.dataset_format import DONE_ARRAY
 
     cmd = [sys.executable, "-c", "from rnem_bench.cli import main; main()", *args, "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -12,9 +12,9 @@ import zarr
 from conftest import assert_same_data, kill_generation_after, run_cli, tiny_balls_recipe
 from rnem_bench.data.generate import generate_dataset
 from rnem_bench.data.loader import SequenceLoader
-from rnem_bench.data.schema import DONE_ARRAY
 from rnem_bench.data.store import DatasetWriter, open_dataset, write_chunk
 from rnem_bench.data.verify import verify_dataset
+from rnem_bench.dataset_format import DONE_ARRAY
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.generators import balls
 

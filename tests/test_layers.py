@@ -4,7 +4,8 @@ A module may import from its own layer or any layer below, never from one above,
 imports between modules form no circle. Imports count wherever they stand (module level or
 inside a function: a lazy import only defers loading, it does not remove the dependency), and
 so do modules named by string ("rnem_bench.x.y" or "rnem_bench.x.y:attr", as the CLI and the
-generator registry load them). docs/design.md ("Layers") explains the order.
+generator registry load them). No module is an alias that only re-exports another's names (there
+are no old imports to keep working). docs/design.md ("Layers") explains the order.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 # entry that matches wins. "*.commands" (click commands) and "*.cli_options" belong to the CLI.
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", ["rnem_bench.__init__", "rnem_bench.errors", "rnem_bench.paths", "rnem_bench.io", "rnem_bench.device",
-              "rnem_bench.graphs", "rnem_bench.signals", "rnem_bench.cli_tools", "rnem_bench.data.schema"]),
+              "rnem_bench.graphs", "rnem_bench.signals", "rnem_bench.cli_tools", "rnem_bench.dataset_format",
+              "rnem_bench.protocol"]),
     ("games", ["rnem_bench.dqn", "rnem_bench.policies"]),          # the DQN that plays, its shipped weights
     ("generators", ["rnem_bench.generators"]),
     ("tasks", ["rnem_bench.recipes", "rnem_bench.tasks"]),          # dataset recipes and the benchmark's tasks
@@ -27,11 +29,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("pretrained", ["rnem_bench.pretrained"]),                      # the shipped trained model
     ("evaluation", ["rnem_bench.evaluation"]),
     ("leaderboard", ["rnem_bench.leaderboard"]),
-    ("reproduce", ["rnem_bench.reproduce",
-                   # their old names, kept for users' imports: thin aliases of the package above
-                   "rnem_bench.training.baselines", "rnem_bench.training.claims", "rnem_bench.training.repro_check"]),
-    ("cli", ["rnem_bench.cli", "rnem_bench.demo", "*.commands", "*.cli_options",
-             "rnem_bench.training.reproduce"]),  # old name of the reproduce command's module, kept as an alias
+    ("reproduce", ["rnem_bench.reproduce"]),
+    ("cli", ["rnem_bench.cli", "rnem_bench.demo", "*.commands", "*.cli_options"]),
 ]
 
 
@@ -139,6 +138,25 @@ def test_no_import_circles():
         if v not in index:
             visit(v)
     assert not circles, "import circles:\n" + "\n".join(" <-> ".join(c) for c in circles)
+
+
+def aliases() -> list[str]:
+    """The modules whose code, past the docstring, is only imports of package names: aliases."""
+    found = []
+    for module, path in modules().items():
+        body = ast.parse(path.read_text(), str(path)).body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]
+        body = [node for node in body if not (isinstance(node, ast.ImportFrom) and node.module == "__future__")]
+        if body and all(isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("rnem_bench"))
+                        for node in body):
+            found.append(module)
+    return found
+
+
+def test_no_alias_modules():
+    found = aliases()
+    assert not found, "modules that only re-export another's names (import from the original):\n" + "\n".join(found)
 
 
 def test_the_walk_sees_lazy_and_string_imports():

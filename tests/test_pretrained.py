@@ -46,9 +46,10 @@ def test_shipped_model_groups_fresh_sequences(name, tmp_path):
     assert ari > 0.3, f"ARI {ari:.3f}"  # learned something; a fixed 2x2 grid scores ~0.67 too (see test_demo_*)
 
 
-def test_demo_shows_the_trained_model_beside_the_grid_floor(tmp_path, monkeypatch):
+def test_demo_shows_the_trained_model_beside_the_floors(tmp_path, monkeypatch):
     """`make demo`'s second half (`rnem-bench demo --no-train`): fresh sequences, the shipped model's
-    scores, what fixed grids score on the same frames, figure 2 and the rollout GIF."""
+    scores beside the best floor of each on the same sequences (grids on ARI, copies on next-step
+    prediction, the frozen frame in simulation), one sentence on where it wins, figure 2 and the GIF."""
     from click.testing import CliRunner
 
     from rnem_bench.cli import cli
@@ -56,12 +57,36 @@ def test_demo_shows_the_trained_model_beside_the_grid_floor(tmp_path, monkeypatc
     monkeypatch.setenv("RNEM_BENCH_DATA", str(tmp_path))
     r = CliRunner().invoke(cli, ["demo", "--no-train"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    scores = next(line for line in r.output.splitlines() if line.startswith("ARI "))
-    grids = next(line for line in r.output.splitlines() if "fixed grids" in line)
-    assert float(scores.split()[1]) > 0.5 and "2x2" in grids and "4x4" in grids
+    lines = r.output.splitlines()
+    rows = {label: next(line for line in lines if line.startswith(label + "  ") or line.startswith(label + " (lower"))
+            for label in ("ARI", "ARI last", "video ARI", "BCE / copy", "IoU last", "simulation IoU")}
+    assert float(rows["ARI"].split()[1]) > 0.5 and "grid" in rows["ARI"]
+    assert "grid" in rows["video ARI"] and "copy" in rows["IoU last"] and "frozen frame" in rows["simulation IoU"]
+    assert all(row.endswith(" ahead") for row in rows.values())
+    verdict = next(line for line in lines if line.startswith("R-NEM beats"))
+    assert "video ARI" in verdict  # it groups whole videos better than any grid (0.72 against 0.63 on the board)
     assert (tmp_path / "trained" / "figure2.png").stat().st_size > 0
     assert (tmp_path / "trained" / "figure2_rollout.gif").stat().st_size > 0
     assert (tmp_path / "demo_sequence.png").exists()
+
+
+def test_the_demo_says_where_a_model_beats_every_floor_and_where_not():
+    from rnem_bench.demo import beside_floors
+
+    floors = {"grids": {"2x2 grid": {"ari_mean": 0.66, "ari_video": 0.63}},
+              "next step": {"copy": {"relative_bce_last": 1.0, "iou_last": 0.79},
+                            "blur copy": {"relative_bce_last": 0.22, "iou_last": 0.76}},
+              "simulation": {"frozen frame": {"simulation_iou_mean": 0.36}}}
+    metrics = {"ari_mean": 0.64, "ari_video": 0.72, "relative_bce_last": 0.12, "iou_last": 0.84,
+               "simulation_iou": [0.4, 0.0]}                          # mean 0.2
+    *table, verdict = beside_floors("R-NEM", metrics, floors)
+    assert len(table) == 1 + 5                                         # header; no ari_last, no relational BCE
+    bce = next(line for line in table if line.startswith("BCE / copy (lower wins)"))
+    assert "0.220  blur copy" in bce and bce.endswith("R-NEM ahead")
+    assert verdict.startswith("R-NEM beats every floor on video ARI, BCE / copy and IoU last, but not on ARI (the 2x2 grid's 0.660")
+    assert "simulation IoU (the frozen frame's 0.360" in verdict
+    everything = {**metrics, "ari_mean": 0.7, "simulation_iou": [0.5]}
+    assert beside_floors("R-NEM", everything, floors)[-1] == "R-NEM beats every floor on every one of these scores."
 
 
 def test_damaged_shipped_weights_are_refused(tmp_path, monkeypatch):

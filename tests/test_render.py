@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnem_bench.data.schema import OVERLAP
+from rnem_bench.dataset_format import OVERLAP
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.generators import balls, curtain, empty_chunk
 

@@ -1,5 +1,7 @@
-"""An installed wheel is the whole package: its reference runs (package data) load without the
-repository, so `rnem-bench reproduce --list` works from a fresh venv."""
+"""An installed wheel is the whole package: its data files (the reference runs of the top-level
+baselines/, the JSON Schemas, the shipped model and policy) are in it, building it warns of nothing,
+and the reference runs load without the repository, so `rnem-bench reproduce --list` works from a
+fresh venv."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -31,7 +34,17 @@ def test_reproduce_lists_the_reference_runs_from_an_installed_wheel(tmp_path):
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                             "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
+    assert "BuildBackendWarning" not in build.stderr, build.stderr[-4000:]  # e.g. data folders left undeclared
     wheel = next((tmp_path / "dist").glob("rnem_bench-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = set(archive.namelist())
+    data = {"rnem_bench/baselines/" + p.name for p in (REPO / "baselines").glob("*.toml")}
+    data |= {"rnem_bench/schemas/" + p.name for p in (REPO / "rnem_bench" / "schemas").glob("*.json")}
+    data |= {"rnem_bench/policies/" + p.name for p in (REPO / "rnem_bench" / "policies").glob("*.pt")}
+    data |= {f"rnem_bench/pretrained/{p.parent.name}/{p.name}" for p in (REPO / "rnem_bench" / "pretrained").glob("*/*")
+             if p.suffix in (".pt", ".json", ".jsonl")}
+    assert len(data) > 19 and data <= shipped, sorted(data - shipped)
+    assert "rnem_bench/generators/balls.py" in shipped
 
     # A fresh venv with the wheel installed; its dependencies come from this environment's
     # site-packages through a .pth line (a plain path: this env's editable install is not loaded).

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnem_bench.data.schema import OVERLAP
 from rnem_bench.data.store import Dataset
+from rnem_bench.dataset_format import OVERLAP
 from rnem_bench.errors import RnemBenchError
 
 

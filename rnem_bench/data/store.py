@@ -18,7 +18,7 @@ import zarr
 import zarr.codecs
 
 from rnem_bench import __version__
-from rnem_bench.data.schema import ARRAYS, CRC_ARRAY, DONE_ARRAY, FORMAT_VERSION, SPLITS
+from rnem_bench.dataset_format import ARRAYS, CRC_ARRAY, DONE_ARRAY, FORMAT_VERSION, SPLITS
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.paths import data_dir, task_dataset_path
 from rnem_bench.recipes import Recipe

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rnem_bench.data.schema import ARRAYS, CRC_ARRAY, DONE_ARRAY, OVERLAP
 from rnem_bench.data.store import READ_ERRORS, Dataset, chunk_crc32, chunk_tasks, open_dataset
+from rnem_bench.dataset_format import ARRAYS, CRC_ARRAY, DONE_ARRAY, OVERLAP
 from rnem_bench.errors import RnemBenchError
 
 

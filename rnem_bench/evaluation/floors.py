@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.evaluation.evaluator import GRIDS, EvalConfig, Evaluator
-from rnem_bench.evaluation.protocol import LAST_STEPS, SIM_OBSERVE, SIM_STEPS
+from rnem_bench.protocol import LAST_STEPS, SIM_OBSERVE, SIM_STEPS
 from rnem_bench.metrics import grid_partition
 
 BLUR_SIGMA_AT_64 = 3.0    # px at 64x64; scaled with the image size

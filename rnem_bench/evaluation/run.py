@@ -11,7 +11,7 @@ import torch
 from rnem_bench.data.loader import SequenceLoader
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.evaluation.evaluator import EvalConfig, Evaluator
-from rnem_bench.evaluation.protocol import SIM_STEPS
+from rnem_bench.protocol import SIM_STEPS
 from rnem_bench.evaluation.results import make_result
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.evaluation.protocol import SIM_OBSERVE, SIM_STEPS  # the board compares these simulations
+from rnem_bench.protocol import SIM_OBSERVE, SIM_STEPS  # the board compares these simulations
 from rnem_bench.evaluation.results import read_result
 
 RANK_METRIC = "relative_bce_last"  # paper figure 3: BCE at the last step relative to copying the frame

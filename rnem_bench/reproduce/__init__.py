@@ -1,7 +1,7 @@
 """Reproducing the paper: ``rnem-bench reproduce`` trains the reference runs, scores them and judges
 the paper's claims on them. Read bottom-up:
 
-    reference_runs.py  the reference runs (``baselines/*.toml``, package data): model, task, K, caps, seeds
+    reference_runs.py  the reference runs (top-level ``baselines/*.toml``, package data): model, task, K, caps, seeds
     jobs.py            which (reference run, seed) to train, and training them one at a time
     scoring.py         their result files (fresh, or read back from a board with ``--from-board``)
     claims.py          the paper's seven claims, judged on mean ± sd over seeds

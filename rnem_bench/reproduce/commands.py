@@ -53,7 +53,7 @@ from rnem_bench.training.config import PRESETS
               help="Train N runs at once, each in its own process with 1/N of the CPU threads (on CUDA, on the same "
                    "GPU); each run's output goes to RUNDIR/job.log, one line here when it starts and when it ends.")
 @click.option("--baselines", type=click.Path(path_type=Path), default=BASELINES_DIR,
-              show_default="the shipped rnem_bench/reproduce/baselines/", help="Folder of reference-run files.")
+              show_default="the shipped baselines/", help="Folder of reference-run files.")
 @click.option("--cuda-graph/--no-cuda-graph", default=False, show_default=True,
               help="On CUDA, replay each training update, validation and test batch as a CUDA graph (training/step.py).")
 @click.option("--no-evaluate", is_flag=True, help="Only train (e.g. on a GPU machine); evaluate in a later call.")

@@ -1,5 +1,6 @@
-"""Reference runs: the TOML files in ``baselines/`` beside this module (one per run of the paper's
-comparison; package data, so an installed wheel has them).
+"""Reference runs: the TOML files in the top-level ``baselines/`` folder (one per run of the
+paper's comparison). They install as package data, ``rnem_bench/baselines/`` (``pyproject.toml``
+maps the folder into the package as it maps ``generators/``), so an installed wheel has them.
 
 A reference run names a model, the task it trains on, K, the noise, the training caps and the
 seeds; ``[[evaluate]]`` lists the test sets (task, K) its best checkpoint is scored on, and
@@ -19,7 +20,17 @@ from pathlib import Path
 
 from rnem_bench.errors import RnemBenchError
 
-BASELINES_DIR = Path(__file__).resolve().parent / "baselines"  # package data
+
+def shipped_reference_runs_dir() -> Path:
+    """The folder of the shipped reference runs: ``rnem_bench/baselines/`` where the package is
+    installed from a wheel, else the checkout's top-level ``baselines/`` (an editable install, or a
+    checkout on the path)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "baselines"
+    return installed if installed.is_dir() else package.parent / "baselines"
+
+
+BASELINES_DIR = shipped_reference_runs_dir()
 PAPER_METRICS = ("ari", "bce", "relational_bce")
 
 

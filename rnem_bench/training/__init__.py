@@ -6,7 +6,4 @@
 - ``harness.py``: the training loop (``train``), exact resume, early stopping, validation ARI, DDP;
 - ``checkpoint.py``: run-dir files (atomic writes and safe reading live in ``rnem_bench.io``), ``load_run``;
 - ``commands.py``: ``rnem-bench run``.
-
-``baselines.py``, ``claims.py``, ``repro_check.py`` and ``reproduce.py`` are the old names of
-the ``rnem_bench.reproduce`` package's modules, kept for imports written before it.
 """
