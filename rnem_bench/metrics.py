@@ -34,10 +34,11 @@ Index convention: a prediction at step t is the prediction of frame t + 1.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
-from rnem_bench.data.schema import OVERLAP
+from rnem_bench.dataset_format import OVERLAP
 from rnem_bench.errors import RnemBenchError
 
 EPS = 1e-6
@@ -228,7 +229,89 @@ def assignments(gamma: torch.Tensor) -> torch.Tensor:
     return label
 
 
+# ------------------------------------------------------------------------------ grouping diagnostics
+# ARI folds two kinds of error into one number. These separate them (docs/evaluation.md, "Grouping
+# diagnostics"). For each frame and each true ball j present in it (its pixels in ``groups``;
+# background and overlap excluded): c_jk = its pixels whose argmax_k gamma is k; dominant component
+# d_j = argmax_k c_jk (ties to the lowest k); share s_j = max_k c_jk / sum_k c_jk.
+#   merged:        d_j is also the dominant component of another ball of the frame
+#   merged apart:  the same, counting only other balls whose pixels lie more than APART_PX from j's
+#   split:         s_j < SPLIT_SHARE
+# and, over the frame's foreground pixel pairs (ordered pairs of distinct pixels), the pair
+# precision (pairs put together that belong together) and recall (pairs that belong together and
+# are put together): merges lower precision, splits lower recall.
+APART_PX = 2.0
+SPLIT_SHARE = 0.8
+GROUPING_COUNTS = ("balls", "merged", "merged_apart", "split",
+                   "precision_sum", "precision_frames", "recall_sum", "recall_frames")
+
+
+def _disk(radius: float) -> torch.Tensor:
+    r = int(math.floor(radius))
+    offsets = torch.arange(-r, r + 1, dtype=torch.float32)
+    return ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2).float()
+
+
+def grouping_counts(labels: torch.Tensor, groups: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-frame counts of the grouping diagnostics. labels (..., H, W) integer component ids
+    (argmax_k gamma); groups (..., H, W) uint8 true groups -> ``{name: float64 (...)}`` for each
+    name in ``GROUPING_COUNTS``: the balls present, those merged, merged apart, split, and the sums
+    and frame counts of pair precision / recall (a frame without such pairs adds 0 to both)."""
+    lead = labels.shape[:-2]
+    H, W = labels.shape[-2:]
+    table = _ari_tables(labels, groups)                                   # (F, n_pred, n) c_jk with j in columns
+    F, _, n = table.shape
+    size = table.sum(dim=1)                                               # (F, n) pixels of ball j
+    present = size > 0
+    share = table.amax(dim=1) / size.clamp(min=1)
+    dominant = table.argmax(dim=1)                                        # (F, n) first maximum: lowest k
+    others = present.unsqueeze(1) & present.unsqueeze(2) & ~torch.eye(n, dtype=torch.bool, device=table.device)
+    same = (dominant.unsqueeze(1) == dominant.unsqueeze(2)) & others      # (F, n, n) j and i share d
+    if n and bool(same.any()):
+        # near[f, j, i]: a pixel of i lies within APART_PX of a pixel of j (a disk dilation of j's mask)
+        g = groups.reshape(F, 1, H, W).long()
+        masks = (g == torch.arange(1, n + 1, device=groups.device).view(1, n, 1, 1)).float()  # (F, n, H, W)
+        disk = _disk(APART_PX).to(masks.device)
+        pad = disk.shape[-1] // 2
+        grown = torch.nn.functional.conv2d(masks.reshape(F * n, 1, H, W), disk[None, None], padding=pad)
+        grown = (grown.reshape(F, n, H * W) > 0).float()
+        near = torch.bmm(grown, masks.reshape(F, n, H * W).transpose(1, 2)) > 0
+        apart = same & ~near
+    else:
+        apart = same
+    # ordered pixel pairs of the kept (foreground) pixels, as in ``_ari_of_tables``
+    pixels = size.sum(dim=1)
+    together = (table**2).sum(dim=(1, 2)) - pixels                        # same ball and same component
+    predicted = (table.sum(dim=2) ** 2).sum(dim=1) - pixels               # same component
+    true = (size**2).sum(dim=1) - pixels                                  # same ball
+    has_p, has_r = predicted > 0, true > 0
+    counts = {
+        "balls": present.sum(dim=1),
+        "merged": (same.any(dim=2) & present).sum(dim=1),
+        "merged_apart": (apart.any(dim=2) & present).sum(dim=1),
+        "split": ((share < SPLIT_SHARE) & present).sum(dim=1),
+        "precision_sum": torch.where(has_p, together / predicted.clamp(min=1), 0.0),
+        "precision_frames": has_p,
+        "recall_sum": torch.where(has_r, together / true.clamp(min=1), 0.0),
+        "recall_frames": has_r,
+    }
+    return {name: v.double().view(lead) for name, v in counts.items()}
+
+
+def grouping_rates(counts: dict[str, Any]) -> dict[str, float | None]:
+    """``merge_rate``, ``merge_rate_apart``, ``split_rate`` (per ball) and ``pair_precision``,
+    ``pair_recall`` (mean over the frames that have such pairs) from summed ``grouping_counts``;
+    None where nothing was counted (no ball, no pair)."""
+    c = {name: float(v.sum()) if isinstance(v, torch.Tensor) else float(v) for name, v in counts.items()}
+
+    def ratio(a: str, b: str) -> float | None:
+        return c[a] / c[b] if c[b] > 0 else None
+
+    return {"merge_rate": ratio("merged", "balls"), "merge_rate_apart": ratio("merged_apart", "balls"),
+            "split_rate": ratio("split", "balls"), "pair_precision": ratio("precision_sum", "precision_frames"),
+            "pair_recall": ratio("recall_sum", "recall_frames")}
+
 __all__ = ["bce_map", "bce", "bce_and_masked", "copy_frame_bce", "adjusted_rand_index", "video_adjusted_rand_index",
            "frame_and_video_ari",
            "mean_best_overlap", "foreground_iou", "grid_partition", "mixture_prediction", "assignments", "EPS",
-           "WRONG_PIXEL"]
+           "WRONG_PIXEL", "grouping_counts", "grouping_rates", "GROUPING_COUNTS", "APART_PX", "SPLIT_SHARE"]

@@ -97,8 +97,9 @@ def test_default_k_is_the_runs_own_on_its_task():
 def test_show_run_writes_figure2_gif_and_curves(run_cli, rnem_run, tmp_path):
     r = run_cli("show", str(rnem_run), "--index", "1", "--out", str(tmp_path / "fig.png"))
     assert r.returncode == 0, r.stderr[-3000:]
-    for name in ("fig.png", "fig_rollout.gif", "training_curves.png"):
+    for name in ("fig.png", "fig_rollout.gif", "training_curves.png", "grouping_curves.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
+    assert "merge rate" in r.stdout and "split rate" in r.stdout  # the last validation's grouping diagnostics
     r = run_cli("show", str(rnem_run), "--index", "99", "--out", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "out of range" in r.stderr
 
@@ -120,6 +121,22 @@ def test_score_outside_predictions(run_cli, sim_dataset, tmp_path):
     assert r.returncode == 2 and "dataset.fingerprint" in r.stderr
 
 
+def test_score_a_composite_prediction_with_its_masks(run_cli, sim_dataset, tmp_path):
+    """A slot model's own composite frame and its masks: scored on the frame (not max_k psi_k), grouped
+    by argmax gamma; masks that follow the true objects group perfectly."""
+    ds = open_dataset(sim_dataset)
+    feats = ds.array("test", "features")[:].astype(np.float32)
+    groups = ds.array("test", "groups")[:, 1:]
+    labels = np.where(groups == 255, 0, groups).astype(np.int64)
+    gamma = np.eye(int(labels.max()) + 1, dtype=np.float32)[labels].transpose(0, 1, 4, 2, 3)
+    path = write_predictions(tmp_path / "slots.zarr", model="slots", task="balls4", prediction=feats[:, :-1], gamma=gamma)
+    r = run_cli("score", str(path), "--task", "balls4", "--dataset", str(sim_dataset), "--out", str(tmp_path / "r.json"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = read_result(tmp_path / "r.json")["metrics"]
+    assert m["k"] == gamma.shape[2] and m["relative_bce_last"] == pytest.approx(1.0)
+    assert m["ari_mean"] == pytest.approx(1.0) and m["merge_rate"] == 0.0 and m["split_rate"] == 0.0
+
+
 @pytest.mark.parametrize(
     "arrays,attrs,message",
     [
@@ -128,6 +145,13 @@ def test_score_outside_predictions(run_cli, sim_dataset, tmp_path):
         ({"prediction": np.full((8, 20, SIZE, SIZE), np.nan, np.float32)}, {}, "NaN"),
         ({"prediction": np.zeros((7, 20, SIZE, SIZE), np.float32)}, {}, "covers 7 sequences"),
         ({"psi": np.zeros((8, 20, 3, SIZE, SIZE), np.float32)}, {}, "need 'gamma'"),
+        # a composite prediction with its masks (slot models): shapes, sums over K, NaN
+        ({"prediction": np.zeros((8, 20, SIZE, SIZE), np.float32), "gamma": np.full((8, 19, 2, SIZE, SIZE), 0.5, np.float32)},
+         {}, "gamma beside a prediction (8, 20, 32, 32) must be (8, 20, K, 32, 32)"),
+        ({"prediction": np.zeros((8, 20, SIZE, SIZE), np.float32), "gamma": np.full((8, 20, 2, SIZE, SIZE), 0.4, np.float32)},
+         {}, "must sum to 1 over K"),
+        ({"prediction": np.zeros((8, 20, SIZE, SIZE), np.float32), "gamma": np.full((8, 20, 2, SIZE, SIZE), np.nan, np.float32)},
+         {}, "gamma contains NaN"),
         ({"prediction": np.zeros((8, 20, SIZE, SIZE), np.float32)}, {"model": "a b"}, "field 'model'"),
         ({"prediction": np.zeros((8, 20, SIZE, SIZE), np.float32)}, {"rnem_bench_predictions": 7}, "rnem_bench_predictions"),
     ],

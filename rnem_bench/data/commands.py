@@ -165,6 +165,7 @@ def show(target, index, split, out):
         out = out or path / f"figure2_{index}.png"
         for written in show_run(path, index, out) or [out]:
             click.echo(f"wrote {written}")
+        click.echo(grouping_line(path))
         return
     from rnem_bench.data.render import save_sequence
     from rnem_bench.data.store import open_dataset, resolve_dataset_path
@@ -177,6 +178,22 @@ def show(target, index, split, out):
     out = out or Path(f"{ds.path.stem}_{split}_{index}.png")
     save_sequence(ds, split, index, out)
     click.echo(f"wrote {out}")
+
+
+def grouping_line(rundir: Path) -> str:
+    """One line: the last validation's grouping (ARI and the late steps' merge / split diagnostics)."""
+    from rnem_bench.io import read_jsonl
+
+    log = read_jsonl(rundir / "log.jsonl")
+    if not log or "valid_ari_mean" not in log[-1]:
+        return "no validation grouping logged (K=1, no groups, or no epoch finished)"
+    e = log[-1]
+    parts = [f"ARI {e['valid_ari_mean']:.3f} (last step {e['valid_ari_last']:.3f})"]
+    for key, label in (("valid_merge_rate", "merge rate"), ("valid_merge_rate_apart", "apart"), ("valid_split_rate", "split rate"),
+                       ("valid_pair_precision", "pair precision"), ("valid_pair_recall", "recall")):
+        if key in e:
+            parts.append(f"{label} {e[key]:.3f}")
+    return f"validation after epoch {e['epoch']}: " + ", ".join(parts)
 
 
 def __getattr__(name: str):

@@ -5,13 +5,16 @@ step t predicting frame t + 1:
 
 - mixture models: ``psi`` and ``gamma``, each (N, T, K, H, W) in [0, 1];
 - single-frame models (K = 1, or any outside model): ``prediction`` (N, T, H, W) in [0, 1];
+- models that compose their own frame from components with their own masks (slot models such as
+  SAVi): ``prediction`` (N, T, H, W) together with ``gamma`` (N, T, K, H, W), the masks, which must
+  sum to 1 over K (within ``GAMMA_SUM_TOL``); scored on their own prediction, grouped by argmax gamma;
 - optionally ``simulation`` (N, S, H, W): predictions of frames ``sim_observe + 1 ..
   sim_observe + S`` made from the real frames ``0 .. sim_observe - 1`` only, the model feeding
   on its own output (default ``sim_observe`` = 10, S = 10).
 
 Scores (rnem_bench/metrics.py defines each): BCE and relational BCE of the frame prediction
 (max_k psi_k for mixtures) and their copy-current-frame baselines; foreground IoU of the same frame
-(``iou_*``); for mixtures with K > 1, ARI per frame (``ari_mean``, ``ari_last``) and, over the
+(``iou_*``); for models with ``gamma`` and K > 1, ARI per frame (``ari_mean``, ``ari_last``) and, over the
 *late* steps ``sim_observe .. T-1`` (those a simulation predicts), the video ARI (``ari_video``:
 each sequence's late frames as one clustering) and the per-frame ARI (``ari_late``); per simulated
 step, BCE and foreground IoU of ``simulation``. (The mean best overlap of ``rnem_bench.metrics`` is
@@ -35,10 +38,10 @@ import torch
 
 from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.evaluation.protocol import LAST_STEPS, SIM_OBSERVE
+from rnem_bench.protocol import LAST_STEPS, SIM_OBSERVE
 from rnem_bench.metrics import (
     adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, foreground_iou, frame_and_video_ari,
-    grid_partition, mixture_prediction,
+    GROUPING_COUNTS, grid_partition, grouping_counts, grouping_rates, mixture_prediction,
 )
 
 
@@ -53,6 +56,7 @@ class EvalConfig:
 
 
 MAX_K = 64  # components a prediction may have (the result schema's bound)
+GAMMA_SUM_TOL = 1e-2  # a composite prediction's gamma (masks) must sum to 1 over K within this, per pixel
 
 
 def _as_tensor(x: Any, name: str, device: str = "cpu") -> torch.Tensor:
@@ -112,6 +116,8 @@ class Evaluator:
                       for name in ("bce", "base", "rbce", "rbase", "ari", "iou")}
         # over the late steps: the video ARI summed over sequences
         self._late = {"ari_video": torch.zeros((), dtype=torch.float64, device=self.device)}
+        # per step t, the grouping diagnostics' counts summed over sequences (metrics.grouping_counts)
+        self._grouping = {name: torch.zeros(T, dtype=torch.float64, device=self.device) for name in GROUPING_COUNTS}
         self._sim: dict[str, torch.Tensor] | None = None
 
     @property
@@ -192,6 +198,9 @@ class Evaluator:
         out[f"iou_last{last}"] = float(per["iou"][-last:].mean())
         out["iou_per_step"] = per["iou"].tolist()
         out.update(self._late_result(per["ari"], grouped=out["ari_mean"] is not None))
+        grouping = self._grouping_result(grouped=out["ari_mean"] is not None)
+        out["notes"] += grouping.pop("notes", [])
+        out.update(grouping)
         if out["late_from"] is None:
             out["notes"].append(f"no late steps ({self.steps} steps, sim_observe {self.config.sim_observe}): "
                                 "ari_video and ari_late not reported")
@@ -213,6 +222,28 @@ class Evaluator:
             return out
         out["ari_video"] = float(self._late["ari_video"] / self.n)
         out["ari_late"] = float(ari_per_step[self.late_from:].mean())
+        return out
+
+    def _grouping_result(self, grouped: bool) -> dict[str, Any]:
+        """The grouping diagnostics (metrics.grouping_counts) over the late steps, and per step;
+        None, with a note, where they are not measured."""
+        out: dict[str, Any] = {name: None for name in GROUPING_KEYS}
+        out.update({f"{name}_per_step": None for name in GROUPING_KEYS})
+        if not grouped:
+            out["notes"] = ["grouping diagnostics (merge / split rates, pair precision / recall) not reported: "
+                            "no ARI either"]
+            return out
+        counts = {name: v.cpu() for name, v in self._grouping.items()}
+        per_step = [grouping_rates({name: v[t] for name, v in counts.items()}) for t in range(self.steps)]
+        for name in GROUPING_KEYS:
+            out[f"{name}_per_step"] = [step[name] for step in per_step]
+        if self.late_from is None:
+            out["notes"] = ["no late steps: the grouping diagnostics are reported per step only"]
+            return out
+        late = grouping_rates({name: v[self.late_from:] for name, v in counts.items()})
+        out.update(late)
+        if late["merge_rate"] is None:
+            out["notes"] = ["no ball in the late frames: merge and split rates not reported"]
         return out
 
     # ----------------------------------------------------------------------- one call
@@ -237,7 +268,7 @@ class Evaluator:
         shapes = _shapes(predictions)
         if "psi" in shapes:
             if "prediction" in shapes:
-                raise RnemBenchError("give either 'psi' (+ 'gamma') or 'prediction', not both")
+                raise RnemBenchError("give either 'psi' (+ 'gamma') or 'prediction' (+ 'gamma'), not both")
             psi = shapes["psi"]
             if len(psi) != 5 or psi[1] != T or psi[-2:] != (S, S) or not 1 <= psi[2] <= MAX_K:
                 raise RnemBenchError(f"psi must be (N, {T}, K, {S}, {S}) with 1 <= K <= {MAX_K}, got {psi}")
@@ -247,12 +278,16 @@ class Evaluator:
             elif psi[2] > 1:
                 raise RnemBenchError("mixture predictions (K > 1) need 'gamma' as well as 'psi'")
         elif "prediction" in shapes:
-            if len(shapes["prediction"]) != 4 or shapes["prediction"][1] != T or shapes["prediction"][-2:] != (S, S):
-                raise RnemBenchError(f"prediction must be (N, {T}, {S}, {S}), got {shapes['prediction']}")
+            pred = shapes["prediction"]
+            if len(pred) != 4 or pred[1] != T or pred[-2:] != (S, S):
+                raise RnemBenchError(f"prediction must be (N, {T}, {S}, {S}), got {pred}")
+            if "gamma" in shapes:  # a composite prediction with its masks
+                gamma = shapes["gamma"]
+                if len(gamma) != 5 or gamma[:2] != pred[:2] or gamma[-2:] != pred[-2:] or not 1 <= gamma[2] <= MAX_K:
+                    raise RnemBenchError(f"gamma beside a prediction {pred} must be ({pred[0]}, {T}, K, {S}, {S}) "
+                                         f"with 1 <= K <= {MAX_K}, got {gamma}")
         else:
-            raise RnemBenchError("predictions need 'psi' and 'gamma', or 'prediction'")
-        if "gamma" in shapes and "psi" not in shapes:
-            raise RnemBenchError("'gamma' is given without 'psi'")
+            raise RnemBenchError("predictions need 'psi' and 'gamma', 'prediction', or 'prediction' and 'gamma'")
         if "simulation" in shapes:
             sim, obs = shapes["simulation"], self.config.sim_observe
             if len(sim) != 4 or sim[-2:] != (S, S) or sim[1] < 1:
@@ -274,11 +309,21 @@ class Evaluator:
             psi = _as_tensor(p["psi"], "psi", self.device)
             gamma = _as_tensor(p["gamma"], "gamma", self.device) if "gamma" in p else None
             return mixture_prediction(psi), gamma, psi.shape[2]
-        return _as_tensor(p["prediction"], "prediction", self.device), None, 1
+        frame = _as_tensor(p["prediction"], "prediction", self.device)
+        if "gamma" not in p:
+            return frame, None, 1
+        gamma = _as_tensor(p["gamma"], "gamma", self.device)
+        worst = float((gamma.sum(dim=2) - 1).abs().max()) if gamma.numel() else 0.0
+        if worst > GAMMA_SUM_TOL:
+            raise RnemBenchError(f"gamma beside a composite prediction must sum to 1 over K (its masks); "
+                                 f"off by up to {worst:.3g} (tolerance {GAMMA_SUM_TOL})")
+        return frame, gamma, gamma.shape[2]
 
     def _update_grouping(self, labels: torch.Tensor, groups: torch.Tensor) -> None:
         """Add a batch's grouping scores: labels = argmax_k gamma (B, T, H, W), groups = the true
         groups of the predicted frames 1..T (B, T, H, W)."""
+        for name, v in grouping_counts(labels, groups).items():                # (B, T) each
+            self._grouping[name] += v.sum(0)
         if self.late_from is None:
             self._sums["ari"] += adjusted_rand_index(labels, groups).sum(0)
             return
@@ -298,6 +343,7 @@ class Evaluator:
 
 
 PREDICTION_ARRAYS = ("psi", "gamma", "prediction", "simulation")
+GROUPING_KEYS = ("merge_rate", "merge_rate_apart", "split_rate", "pair_precision", "pair_recall")
 
 
 def _shapes(predictions: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:

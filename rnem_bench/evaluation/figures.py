@@ -9,7 +9,7 @@ import torch
 
 from rnem_bench.data.render import palette
 from rnem_bench.errors import RnemBenchError
-from rnem_bench.evaluation.protocol import SIM_OBSERVE, SIM_STEPS
+from rnem_bench.protocol import SIM_OBSERVE, SIM_STEPS
 
 
 
@@ -103,6 +103,35 @@ def save_curves(log: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
+GROUPING_CURVES = (("valid_ari_mean", "ARI (mean)", "tab:green", "-"), ("valid_ari_last", "ARI (last step)", "tab:green", ":"),
+                   ("valid_merge_rate", "merge rate", "tab:red", "-"), ("valid_merge_rate_apart", "merge rate, apart", "tab:red", ":"),
+                   ("valid_split_rate", "split rate", "tab:blue", "-"))
+
+
+def save_grouping_curves(points: list[dict], out: Path, title: str = "") -> None:
+    """Validation grouping against optimiser updates: ARI, merge and split rates (late steps), from
+    probes.jsonl (every ``probe_every`` updates) or, without probes, the epochs' log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for key, label, color, style in GROUPING_CURVES:
+        xy = [(p["updates"], p[key]) for p in points if key in p and "updates" in p]
+        if xy:
+            ax.plot(*zip(*xy), color=color, ls=style, marker="o", ms=2, label=label)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("updates")
+    ax.set_ylabel("validation, late steps")
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def show_run(rundir: Path, index: int, out: Path, dataset: str | Path | None = None) -> list[Path]:
     """Figure 2 PNG of test sequence ``index`` of ``dataset`` (default: the run's own), its rollout
     GIF and the training curves PNG."""
@@ -111,7 +140,8 @@ def show_run(rundir: Path, index: int, out: Path, dataset: str | Path | None = N
     from rnem_bench.data.store import open_dataset
     from rnem_bench.models import predict, rollout
     from rnem_bench.models.nem import bitflip
-    from rnem_bench.training.checkpoint import load_run, read_log
+    from rnem_bench.io import read_jsonl
+    from rnem_bench.training.checkpoint import PROBES, load_run, read_log
 
     rundir, out = Path(rundir), Path(out)
     model, cfg = load_run(rundir)
@@ -149,4 +179,10 @@ def show_run(rundir: Path, index: int, out: Path, dataset: str | Path | None = N
         curves = out.with_name("training_curves.png")
         save_curves(log, curves)
         written.append(curves)
+    probes = read_jsonl(rundir / PROBES)
+    points = probes or log
+    if any("valid_merge_rate" in p for p in points):
+        grouping = out.with_name("grouping_curves.png")
+        save_grouping_curves(points, grouping, f"{rundir.name}: {'probes' if probes else 'epochs'}")
+        written.append(grouping)
     return written

@@ -61,7 +61,7 @@ def hardware() -> str:
 def make_result(
     metrics: dict[str, Any], *, task: str | None, ds: Dataset, split: str, model: str, k: int,
     seeds: list[int], wall_time_s: float, parameters: int | None = None, source: str = "rnem-bench",
-    training: dict[str, Any] | None = None, description: str | None = None,
+    training: dict[str, Any] | None = None, description: str | None = None, url: str | None = None,
 ) -> dict[str, Any]:
     """A validated result object. ``task`` defaults to the task whose canonical recipe ``ds`` matches."""
     if task is None:
@@ -69,6 +69,8 @@ def make_result(
     model_entry: dict[str, Any] = {"name": model, "k": int(k), "parameters": parameters, "source": source}
     if description:
         model_entry["description"] = description
+    if url:
+        model_entry["url"] = url
     result = {
         "schema": "rnem-bench/result",
         "schema_version": 1,

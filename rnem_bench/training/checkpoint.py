@@ -9,6 +9,8 @@ A run dir holds::
                    run stopped with Ctrl-C / SIGTERM also mid-epoch ("mid_epoch": batches done,
                    their loss sums, the noise generator's state)
     best.pt        the weights with the lowest validation loss so far
+    probes.jsonl   with ``probe_every``: one JSON object per probe (validation on a subset every
+                   ``probe_every`` updates: loss, ARI, merge / split rates), for fine learning curves
     summary.json   written when training stops: why ("stop_reason": max_epochs, early_stopping,
                    time_limit or signal), epochs, updates, best epoch, wall time
 
@@ -28,10 +30,11 @@ from rnem_bench.errors import RnemBenchError
 from rnem_bench.io import atomic_torch_save, atomic_write_text, read_checkpoint, read_jsonl
 from rnem_bench.training.config import RunConfig
 
-__all__ = ["CONFIG", "LOG", "LAST", "BEST", "SUMMARY", "atomic_torch_save", "atomic_write_text", "read_checkpoint",
+__all__ = ["CONFIG", "LOG", "PROBES", "LAST", "BEST", "SUMMARY", "atomic_torch_save", "atomic_write_text", "read_checkpoint",
            "write_log", "read_log", "read_summary", "load_run"]
 
 CONFIG, LOG, LAST, BEST, SUMMARY = "config.json", "log.jsonl", "last.pt", "best.pt", "summary.json"
+PROBES = "probes.jsonl"
 
 
 def write_log(rundir: Path, history: list[dict[str, Any]]) -> None:

@@ -41,8 +41,13 @@ from rnem_bench.training.config import PRESETS
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--max-minutes", type=float, default=None, help="Stop resumably between epochs once the next epoch would pass this wall time.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--hidden", type=int, default=None, help="Theta's size, the recurrent state (default: the paper's 250).")
+@click.option("--probe-every", type=int, default=0, show_default=True,
+              help="Also validate every N updates on --probe-limit validation sequences (probes.jsonl: loss, ARI, merge / split rates); 0: off.")
+@click.option("--probe-limit", type=int, default=256, show_default=True, help="Validation sequences a probe scores.")
 def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, steps, seed, device, bf16,
-        compile_, reference_decoder, cuda_graph, init, n_actions, out, resume, max_minutes, quiet):
+        compile_, reference_decoder, cuda_graph, init, n_actions, out, resume, max_minutes, quiet,
+        hidden, probe_every, probe_limit):
     """Train MODEL (rnem, rnem-noatt, rnn-em, rnn, lstm) on a task or dataset.
 
     \b
@@ -61,7 +66,7 @@ def run(model, dataset, preset, k, noise, epochs, batch_size, lr, patience, step
         model, dataset, preset, k=k, noise=noise, epochs=epochs, batch_size=batch_size, lr=lr,
         patience=patience, seed=seed, steps=steps, device=device, bf16=bf16, compile=compile_,
         n_actions=n_actions, progress=not quiet, reference_decoder=reference_decoder, init=init,
-        cuda_graph=cuda_graph,
+        cuda_graph=cuda_graph, hidden=hidden, probe_every=probe_every, probe_limit=probe_limit,
     )
     if resume and out is None:
         raise RnemBenchError("--resume needs --out RUNDIR: the run to continue")

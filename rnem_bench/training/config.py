@@ -74,10 +74,13 @@ class RunConfig:
     world_size: int = 1                 # DDP processes (torchrun); batch_size is per process
     init: str = "original"              # parameter init: the original code's ("original") or "pytorch"
     cuda_graph: bool = False            # capture the update as a CUDA graph (single-process CUDA; training/step.py)
+    probe_every: int = 0                # > 0: also validate every this many updates (probes.jsonl); 0: off
+    probe_limit: int | None = 256       # sequences of the validation split a probe scores
 
     # Fields that may change when a run is resumed: they do not change its maths, at most its
     # rounding (the device, the decoder's exact phase form, a captured update's bf16 casts).
-    RESUMABLE_CHANGES = ("epochs", "patience", "device", "dataset", "world_size", "reference_decoder", "cuda_graph")
+    RESUMABLE_CHANGES = ("epochs", "patience", "device", "dataset", "world_size", "reference_decoder", "cuda_graph",
+                         "probe_every", "probe_limit")
 
     def validate(self) -> None:
         checks = [
@@ -89,6 +92,8 @@ class RunConfig:
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
             (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
             (self.init in ("original", "pytorch"), f"init must be 'original' or 'pytorch', got '{self.init}'"),
+            (self.probe_every >= 0, f"probe_every must be >= 0, got {self.probe_every}"),
+            (self.probe_limit is None or self.probe_limit >= 1, f"probe_limit must be >= 1, got {self.probe_limit}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -140,5 +145,6 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "batch_size": (int,), "lr": (int, float), "patience": (int,), "train_limit": (int,), "valid_limit": (int,),
     "use_actions": (bool,), "model_options": (dict,), "device": (str,), "bf16": (bool,), "compile": (bool,),
     "world_size": (int,), "reference_decoder": (bool,), "init": (str,), "cuda_graph": (bool,),
+    "probe_every": (int,), "probe_limit": (int,),
 }
-_OPTIONAL = {"task", "train_limit", "valid_limit"}
+_OPTIONAL = {"task", "train_limit", "valid_limit", "probe_limit"}

@@ -49,9 +49,10 @@ from rnem_bench.data.loader import SequenceLoader
 from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.graphs import GraphedCall
-from rnem_bench.metrics import adjusted_rand_index, assignments
+from rnem_bench.metrics import GROUPING_COUNTS, assignments, frame_and_video_ari, grouping_counts, grouping_rates
 from rnem_bench.models import build_model
 from rnem_bench.models.fastpath import fast_layout
+from rnem_bench.protocol import SIM_OBSERVE
 from rnem_bench.signals import Interrupted, StopRequest, signal_name, stop_on_signals
 from rnem_bench.training import checkpoint as ckpt
 from rnem_bench.training.config import RunConfig
@@ -211,6 +212,11 @@ class Trainer:
         self.track_ari = self.k > 1 and "groups" in self.ds.arrays
         valid_arrays = {**common, "arrays": arrays + ("groups",) if self.track_ari else arrays}
         self.valid_loader = SequenceLoader(self.ds, "valid", shuffle=False, drop_last=False, limit=config.valid_limit, **valid_arrays)
+        # Probes: the same validation every ``probe_every`` updates on the first ``probe_limit``
+        # sequences, logged to probes.jsonl, so a learning curve is seen between epochs.
+        probe_limit = min(x for x in (config.probe_limit, config.valid_limit) if x is not None) if config.probe_limit else config.valid_limit
+        self.probe_loader = (SequenceLoader(self.ds, "valid", shuffle=False, drop_last=False, limit=probe_limit, **valid_arrays)
+                             if config.probe_every else None)
 
     # ------------------------------------------------------------------ checkpoint / resume
     def _checkpoint(self, mid_epoch: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -263,6 +269,7 @@ class Trainer:
                               updates=self._updates_before(saved["epoch"]) if updates is None else int(updates))
         mid = saved.get("mid_epoch")
         self._partial = None if mid is None else self._restore_mid_epoch(mid, path)
+        self._trim_probes()
 
     def _updates_before(self, epochs: int) -> int:
         """The optimiser steps of ``epochs`` whole epochs (each epoch's batch count is known)."""
@@ -359,6 +366,10 @@ class Trainer:
                     raise TrainingDiverged(self._diverged_message(epoch, i, value))
                 bar.set_postfix(loss=f"{value:.2f}")
             bar.update(1)
+            if self.probe_loader is not None and self.state.updates % self.config.probe_every == 0:
+                t_probe = time.perf_counter()
+                self._probe(epoch + done / cur.n_batches)
+                t0 += time.perf_counter() - t_probe  # probes are not training time
             if probe_start is not None and done == probe_from + COST_PROBE:
                 self._tell_cost((self._now() - probe_start) / COST_PROBE, cur.n_batches)
                 probe_start = None
@@ -397,19 +408,44 @@ class Trainer:
         out = forward(self.model, StepInputs(inputs, targets, gamma0, actions), self.config.bf16, record=self.track_ari)
         return {name: out[name] for name in ("loss", "gamma") if name in out}
 
+    def _probe(self, epoch: float) -> None:
+        """One probe (validation on the probe subset), appended to probes.jsonl by rank 0."""
+        scores = self.validate(self.probe_loader)
+        self.model.train()
+        if scores is None or not self.env.main:
+            return
+        line = {"updates": self.state.updates, "epoch": round(epoch, 4), "n_sequences": self.probe_loader.n, **scores}
+        with open(self.rundir / ckpt.PROBES, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def _trim_probes(self) -> None:
+        """Drop probes logged after the checkpoint a resumed run starts from (they are redone)."""
+        path = self.rundir / ckpt.PROBES
+        if self.env.main and path.exists():
+            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+            kept = [ln for ln in lines if json.loads(ln).get("updates", 0) <= self.state.updates]
+            if len(kept) != len(lines):
+                ckpt.atomic_write_text(path, "".join(ln + "\n" for ln in kept))
+
     @torch.no_grad()
-    def validate(self) -> dict[str, float] | None:
+    def validate(self, loader: SequenceLoader | None = None) -> dict[str, float] | None:
         """The mean validation loss ("valid_loss") and, for mixture models on data with true
-        groups, the ARI of argmax_k gamma averaged over steps ("valid_ari_mean") and at the last
-        step ("valid_ari_last"), as the evaluator computes them; None if a stop signal cut it short
-        (single process)."""
+        groups, the grouping of argmax_k gamma as the evaluator computes it: ARI averaged over
+        steps ("valid_ari_mean"), at the last step ("valid_ari_last"), the video ARI of the late
+        steps ("valid_ari_video") and the late steps' grouping diagnostics ("valid_merge_rate",
+        "valid_merge_rate_apart", "valid_split_rate", "valid_pair_precision", "valid_pair_recall");
+        None if a stop signal cut it short (single process). ``loader``: the validation split
+        (default) or the probe subset."""
         self.model.eval()
         c = self.config
         # The same noise every epoch so that losses are comparable across epochs.
         gen = torch.Generator(self.device).manual_seed(_seed(c.seed, self.env.rank, 1))
         total, seen = 0.0, 0
+        late_from = SIM_OBSERVE if SIM_OBSERVE < c.steps else 0
         ari = torch.zeros(c.steps, dtype=torch.float64)
-        for batch in self.valid_loader:
+        video = torch.zeros((), dtype=torch.float64)
+        counts = {name: torch.zeros((), dtype=torch.float64) for name in GROUPING_COUNTS}
+        for batch in (self.valid_loader if loader is None else loader):
             # Ranks may hold different numbers of validation batches: check only when alone.
             if self.env.world_size == 1 and self._stop_requested():
                 return None
@@ -419,14 +455,23 @@ class Trainer:
             seen += inputs.batch_size
             if self.track_ari:  # a step's gamma groups the frame it predicts: frame t + 1
                 groups = batch["groups"][:, 1 : c.steps + 1].to(self.device)
-                ari += adjusted_rand_index(assignments(out["gamma"]), groups).sum(0).cpu()
-        total, seen, *ari_sums = self._allreduce(total, seen, *ari.tolist())
+                labels = assignments(out["gamma"])
+                per_frame, per_video = frame_and_video_ari(labels, groups, late_from)
+                ari += per_frame.sum(0).cpu()
+                video += per_video.sum().cpu()
+                for name, v in grouping_counts(labels[:, late_from:], groups[:, late_from:]).items():
+                    counts[name] += v.sum().cpu()
+        total, seen, video_sum, *sums = self._allreduce(total, seen, float(video), *ari.tolist(),
+                                                         *(float(counts[name]) for name in GROUPING_COUNTS))
+        ari_sums, count_sums = sums[: c.steps], dict(zip(GROUPING_COUNTS, sums[c.steps:]))
         if not math.isfinite(total):
             raise TrainingDiverged(self._diverged_message(self.state.epoch, 0, total) + " (validation)")
         scores = {"valid_loss": total / max(seen, 1)}
         if self.track_ari:
             per_step = [a / max(seen, 1) for a in ari_sums]
-            scores.update(valid_ari_mean=sum(per_step) / len(per_step), valid_ari_last=per_step[-1])
+            scores.update(valid_ari_mean=sum(per_step) / len(per_step), valid_ari_last=per_step[-1],
+                          valid_ari_video=video_sum / max(seen, 1))
+            scores.update({f"valid_{name}": v for name, v in grouping_rates(count_sums).items() if v is not None})
         return scores
 
     # --------------------------------------------------------------------------------- fit

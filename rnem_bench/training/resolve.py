@@ -63,12 +63,14 @@ def make_config(
     seed: int = 0, steps: int | None = None, device: str = "auto", bf16: bool | None = None,
     compile: bool | None = None, n_actions: int | None = None, progress: bool = True,
     reference_decoder: bool | None = None, init: str = "original", cuda_graph: bool = False,
+    hidden: int | None = None, probe_every: int = 0, probe_limit: int | None = 256,
 ) -> RunConfig:
     """Resolve every default: the preset's sizes, the task's K and noise, the device's speed flags
     (``fastpath.speed_defaults``: on CPU bf16 where native and the phase decoder; on CUDA eager
     fp32 with the resize decoder, which measured faster on an H200). A flag given wins.
     ``cuda_graph`` holds only where it can act: one process on CUDA (it is off by default: the
-    captured update has not been timed on a GPU yet)."""
+    captured update has not been timed on a GPU yet). ``hidden``: theta's size (default the paper's
+    250; a model option, as the merging study's smaller-theta arm sets it)."""
     from rnem_bench.models.fastpath import speed_defaults
 
     from rnem_bench.models import MODELS, model_config
@@ -90,6 +92,10 @@ def make_config(
     options: dict[str, Any] = {}
     if use_actions:
         options["n_actions"] = n_actions if n_actions is not None else int(ds.attrs.get("n_actions", DEFAULT_N_ACTIONS))
+    if hidden is not None:
+        if hidden < 1:
+            raise RnemBenchError(f"--hidden must be >= 1, got {hidden}")
+        options["hidden"] = hidden
     fixed_k = model_config(model, shape[-1]).fixed_k
     k = fixed_k or (k if k is not None else (task.k_train if task else 5))  # an explicit 0 is refused below
     device = resolve_device(device)
@@ -106,6 +112,7 @@ def make_config(
         reference_decoder=_given(reference_decoder, fast.reference_decoder),
         world_size=world_size, init=init,
         cuda_graph=cuda_graph and device.startswith("cuda") and world_size == 1,
+        probe_every=probe_every, probe_limit=probe_limit,
     )
     config.validate()
     return config
