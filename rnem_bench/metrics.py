@@ -153,10 +153,14 @@ def frame_and_video_ari(pred: torch.Tensor, true: torch.Tensor, late_from: int) 
     """``(adjusted_rand_index(pred, true), video_adjusted_rand_index(pred[:, late_from:], true[:, late_from:]))``
     from one pass over the pixels: pred, true (B, T, H, W) -> (B, T) and (B,) float64. A video's
     contingency table is the sum of its frames' tables."""
-    B, T = pred.shape[:2]
+    return _frame_and_video_of_tables(_ari_tables(pred, true), pred.shape[:2], late_from)
+
+
+def _frame_and_video_of_tables(tables: torch.Tensor, bt: tuple[int, int], late_from: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame and video ARI from the frames' tables (B * T, n_pred, n_objects)."""
+    B, T = bt
     if not 0 <= late_from < T:
         raise RnemBenchError(f"late_from must be in [0, {T}), got {late_from}")
-    tables = _ari_tables(pred, true)                                        # (B * T, n_pred, n_objects)
     video = tables.view(B, T, *tables.shape[1:])[:, late_from:].sum(dim=1)  # (B, n_pred, n_objects)
     return _ari_of_tables(tables).view(B, T), _ari_of_tables(video)
 
@@ -252,14 +256,16 @@ def _disk(radius: float) -> torch.Tensor:
     return ((offsets[:, None] ** 2 + offsets[None, :] ** 2) <= radius**2).float()
 
 
-def grouping_counts(labels: torch.Tensor, groups: torch.Tensor) -> dict[str, torch.Tensor]:
+def grouping_counts(labels: torch.Tensor, groups: torch.Tensor, table: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Per-frame counts of the grouping diagnostics. labels (..., H, W) integer component ids
     (argmax_k gamma); groups (..., H, W) uint8 true groups -> ``{name: float64 (...)}`` for each
     name in ``GROUPING_COUNTS``: the balls present, those merged, merged apart, split, and the sums
-    and frame counts of pair precision / recall (a frame without such pairs adds 0 to both)."""
+    and frame counts of pair precision / recall (a frame without such pairs adds 0 to both).
+    ``table``: the frames' contingency tables when the caller has them (``grouping_scores``)."""
     lead = labels.shape[:-2]
     H, W = labels.shape[-2:]
-    table = _ari_tables(labels, groups)                                   # (F, n_pred, n) c_jk with j in columns
+    if table is None:
+        table = _ari_tables(labels, groups)                               # (F, n_pred, n) c_jk with j in columns
     F, _, n = table.shape
     size = table.sum(dim=1)                                               # (F, n) pixels of ball j
     present = size > 0
@@ -298,6 +304,18 @@ def grouping_counts(labels: torch.Tensor, groups: torch.Tensor) -> dict[str, tor
     return {name: v.double().view(lead) for name, v in counts.items()}
 
 
+def grouping_scores(labels: torch.Tensor, groups: torch.Tensor, late_from: int
+                    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """``frame_and_video_ari`` and ``grouping_counts`` of labels, groups (B, T, H, W) from one set of
+    contingency tables: per-frame ARI (B, T), video ARI of steps ``late_from``.. (B,), counts (B, T)."""
+    tables = _ari_tables(labels, groups)                                   # (B * T, n_pred, n_objects)
+    per_frame, video = _frame_and_video_of_tables(tables, labels.shape[:2], late_from)
+    return per_frame, video, grouping_counts(labels, groups, tables)
+
+
+GROUPING_RATES = ("merge_rate", "merge_rate_apart", "split_rate", "pair_precision", "pair_recall")
+
+
 def grouping_rates(counts: dict[str, Any]) -> dict[str, float | None]:
     """``merge_rate``, ``merge_rate_apart``, ``split_rate`` (per ball) and ``pair_precision``,
     ``pair_recall`` (mean over the frames that have such pairs) from summed ``grouping_counts``;
@@ -314,4 +332,5 @@ def grouping_rates(counts: dict[str, Any]) -> dict[str, float | None]:
 __all__ = ["bce_map", "bce", "bce_and_masked", "copy_frame_bce", "adjusted_rand_index", "video_adjusted_rand_index",
            "frame_and_video_ari",
            "mean_best_overlap", "foreground_iou", "grid_partition", "mixture_prediction", "assignments", "EPS",
-           "WRONG_PIXEL", "grouping_counts", "grouping_rates", "GROUPING_COUNTS", "APART_PX", "SPLIT_SHARE"]
+           "WRONG_PIXEL", "grouping_counts", "grouping_rates", "GROUPING_COUNTS", "APART_PX", "SPLIT_SHARE",
+           "grouping_scores", "GROUPING_RATES"]

@@ -40,8 +40,8 @@ from rnem_bench.data.store import Dataset, open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.protocol import LAST_STEPS, SIM_OBSERVE
 from rnem_bench.metrics import (
-    adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, foreground_iou, frame_and_video_ari,
-    GROUPING_COUNTS, grid_partition, grouping_counts, grouping_rates, mixture_prediction,
+    adjusted_rand_index, assignments, bce, bce_and_masked, copy_frame_bce, foreground_iou,
+    GROUPING_COUNTS, GROUPING_RATES, grid_partition, grouping_rates, grouping_scores, mixture_prediction,
 )
 
 
@@ -198,9 +198,7 @@ class Evaluator:
         out[f"iou_last{last}"] = float(per["iou"][-last:].mean())
         out["iou_per_step"] = per["iou"].tolist()
         out.update(self._late_result(per["ari"], grouped=out["ari_mean"] is not None))
-        grouping = self._grouping_result(grouped=out["ari_mean"] is not None)
-        out["notes"] += grouping.pop("notes", [])
-        out.update(grouping)
+        out.update(self._grouping_result(grouped=out["ari_mean"] is not None, notes=out["notes"]))
         if out["late_from"] is None:
             out["notes"].append(f"no late steps ({self.steps} steps, sim_observe {self.config.sim_observe}): "
                                 "ari_video and ari_late not reported")
@@ -224,26 +222,25 @@ class Evaluator:
         out["ari_late"] = float(ari_per_step[self.late_from:].mean())
         return out
 
-    def _grouping_result(self, grouped: bool) -> dict[str, Any]:
+    def _grouping_result(self, grouped: bool, notes: list[str]) -> dict[str, Any]:
         """The grouping diagnostics (metrics.grouping_counts) over the late steps, and per step;
-        None, with a note, where they are not measured."""
-        out: dict[str, Any] = {name: None for name in GROUPING_KEYS}
-        out.update({f"{name}_per_step": None for name in GROUPING_KEYS})
+        None, with a line added to ``notes``, where they are not measured."""
+        out: dict[str, Any] = {name: None for name in GROUPING_RATES}
+        out.update({f"{name}_per_step": None for name in GROUPING_RATES})
         if not grouped:
-            out["notes"] = ["grouping diagnostics (merge / split rates, pair precision / recall) not reported: "
-                            "no ARI either"]
+            notes.append("grouping diagnostics (merge / split rates, pair precision / recall) not reported: no ARI either")
             return out
         counts = {name: v.cpu() for name, v in self._grouping.items()}
         per_step = [grouping_rates({name: v[t] for name, v in counts.items()}) for t in range(self.steps)]
-        for name in GROUPING_KEYS:
+        for name in GROUPING_RATES:
             out[f"{name}_per_step"] = [step[name] for step in per_step]
         if self.late_from is None:
-            out["notes"] = ["no late steps: the grouping diagnostics are reported per step only"]
+            notes.append("no late steps: the grouping diagnostics are reported per step only")
             return out
         late = grouping_rates({name: v[self.late_from:] for name, v in counts.items()})
         out.update(late)
         if late["merge_rate"] is None:
-            out["notes"] = ["no ball in the late frames: merge and split rates not reported"]
+            notes.append("no ball in the late frames: merge and split rates not reported")
         return out
 
     # ----------------------------------------------------------------------- one call
@@ -322,14 +319,13 @@ class Evaluator:
     def _update_grouping(self, labels: torch.Tensor, groups: torch.Tensor) -> None:
         """Add a batch's grouping scores: labels = argmax_k gamma (B, T, H, W), groups = the true
         groups of the predicted frames 1..T (B, T, H, W)."""
-        for name, v in grouping_counts(labels, groups).items():                # (B, T) each
-            self._grouping[name] += v.sum(0)
-        if self.late_from is None:
-            self._sums["ari"] += adjusted_rand_index(labels, groups).sum(0)
-            return
-        per_frame, video = frame_and_video_ari(labels, groups, self.late_from)  # (B, T), (B,)
+        # without late steps the video ARI (of all steps here) is not kept
+        per_frame, video, counts = grouping_scores(labels, groups, self.late_from or 0)  # (B, T), (B,), (B, T)
         self._sums["ari"] += per_frame.sum(0)
-        self._late["ari_video"] += video.sum()
+        if self.late_from is not None:
+            self._late["ari_video"] += video.sum()
+        for name, v in counts.items():
+            self._grouping[name] += v.sum(0)
 
     def _update_simulation(self, sim: torch.Tensor, features: torch.Tensor) -> None:
         obs, S = self.config.sim_observe, sim.shape[1]
@@ -343,7 +339,6 @@ class Evaluator:
 
 
 PREDICTION_ARRAYS = ("psi", "gamma", "prediction", "simulation")
-GROUPING_KEYS = ("merge_rate", "merge_rate_apart", "split_rate", "pair_precision", "pair_recall")
 
 
 def _shapes(predictions: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:

@@ -49,7 +49,7 @@ from rnem_bench.data.loader import SequenceLoader
 from rnem_bench.data.store import open_dataset
 from rnem_bench.errors import RnemBenchError
 from rnem_bench.graphs import GraphedCall
-from rnem_bench.metrics import GROUPING_COUNTS, assignments, frame_and_video_ari, grouping_counts, grouping_rates
+from rnem_bench.metrics import GROUPING_COUNTS, assignments, grouping_rates, grouping_scores
 from rnem_bench.models import build_model
 from rnem_bench.models.fastpath import fast_layout
 from rnem_bench.protocol import SIM_OBSERVE
@@ -214,7 +214,8 @@ class Trainer:
         self.valid_loader = SequenceLoader(self.ds, "valid", shuffle=False, drop_last=False, limit=config.valid_limit, **valid_arrays)
         # Probes: the same validation every ``probe_every`` updates on the first ``probe_limit``
         # sequences, logged to probes.jsonl, so a learning curve is seen between epochs.
-        probe_limit = min(x for x in (config.probe_limit, config.valid_limit) if x is not None) if config.probe_limit else config.valid_limit
+        limits = [x for x in (config.probe_limit, config.valid_limit) if x is not None]
+        probe_limit = min(limits) if limits else None
         self.probe_loader = (SequenceLoader(self.ds, "valid", shuffle=False, drop_last=False, limit=probe_limit, **valid_arrays)
                              if config.probe_every else None)
 
@@ -456,11 +457,11 @@ class Trainer:
             if self.track_ari:  # a step's gamma groups the frame it predicts: frame t + 1
                 groups = batch["groups"][:, 1 : c.steps + 1].to(self.device)
                 labels = assignments(out["gamma"])
-                per_frame, per_video = frame_and_video_ari(labels, groups, late_from)
+                per_frame, per_video, per_count = grouping_scores(labels, groups, late_from)
                 ari += per_frame.sum(0).cpu()
                 video += per_video.sum().cpu()
-                for name, v in grouping_counts(labels[:, late_from:], groups[:, late_from:]).items():
-                    counts[name] += v.sum().cpu()
+                for name, v in per_count.items():  # (B, T): the late steps' diagnostics
+                    counts[name] += v[:, late_from:].sum().cpu()
         total, seen, video_sum, *sums = self._allreduce(total, seen, float(video), *ari.tolist(),
                                                          *(float(counts[name]) for name in GROUPING_COUNTS))
         ari_sums, count_sums = sums[: c.steps], dict(zip(GROUPING_COUNTS, sums[c.steps:]))
