@@ -161,3 +161,15 @@ def test_train_predict_score_submit(savi, tiny_task, tmp_path, monkeypatch, caps
     assert [e["model"]["name"] for e in rules.entries(board, "mini-balls4")] == ["savi"]
     r = cli_in_process(monkeypatch, capsys, "leaderboard", "mini-balls4", "--board", str(board), "--format", "markdown")
     assert r.returncode == 0 and "savi" in r.stdout
+
+    # ... and the training curves are drawn from the run's log.jsonl (examples/savi/curves.py).
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import curves
+    finally:
+        sys.path.remove(str(EXAMPLE))
+        sys.modules.pop("curves", None)
+    train_lines, valid_lines = curves.read_log(run)
+    assert [e["update"] for e in train_lines] == [2, 3] and len(valid_lines) == 1
+    png = curves.plot([run], tmp_path / "curves.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
