@@ -162,13 +162,17 @@ def test_train_predict_score_submit(savi, tiny_task, tmp_path, monkeypatch, caps
     r = cli_in_process(monkeypatch, capsys, "leaderboard", "mini-balls4", "--board", str(board), "--format", "markdown")
     assert r.returncode == 0 and "savi" in r.stdout
 
-    # ... and the training curves are drawn from the run's log.jsonl (examples/savi/curves.py).
+    # The training curves are drawn from the run's log.jsonl (examples/savi/curves.py), and its
+    # predictions and masks on validation sequences (examples/savi/show.py).
     sys.path.insert(0, str(EXAMPLE))
     try:
         import curves
+        import show
     finally:
         sys.path.remove(str(EXAMPLE))
-        sys.modules.pop("curves", None)
+        sys.modules.pop("curves", None), sys.modules.pop("show", None)
+    png = show.draw(run, str(tiny_task), tmp_path / "show.png", sequences=2, steps=(1, 3))
+    assert png.read_bytes()[:4] == b"\x89PNG"
     train_lines, valid_lines = curves.read_log(run)
     assert [e["update"] for e in train_lines] == [2, 3] and len(valid_lines) == 1
     png = curves.plot([run], tmp_path / "curves.png")
