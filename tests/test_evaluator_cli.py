@@ -154,6 +154,7 @@ def test_score_a_composite_prediction_with_its_masks(run_cli, sim_dataset, tmp_p
          {}, "gamma contains NaN"),
         ({"prediction": np.zeros((8, 20, SIZE, SIZE), np.float32)}, {"model": "a b"}, "field 'model'"),
         ({"prediction": np.zeros((8, 20, SIZE, SIZE), np.float32)}, {"rnem_bench_predictions": 7}, "rnem_bench_predictions"),
+        ({"prediction": np.zeros((8, 20, SIZE, SIZE), np.float32)}, {"training": {"task": "x", "lr": 1}}, "training"),
     ],
 )
 def test_bad_predictions_give_one_line_errors(run_cli, sim_dataset, tmp_path, arrays, attrs, message):

@@ -80,6 +80,19 @@ def test_groups_ranked_by_mean_and_split_by_how_they_were_trained():
     assert [row[0] for row in group_rows(groups)] == ["1", "2", "3", "4", "5"]
 
 
+def test_an_outside_model_trained_elsewhere_says_so():
+    """An outside model's self-stated training (write_predictions(training=...)) shows like ours:
+    trained on another task with another K; no initialisation note (that is ours only)."""
+    from rnem_bench.leaderboard.board import entry_name
+
+    savi = [entry("savi", s, 0.4, task="balls678", k=5) for s in (0, 1)]
+    for r in savi:
+        r["model"].update(source="external", k=8)
+    (group,) = group_entries(savi)
+    assert group.model_text == "savi (trained K=5)" and group.note == "trained on balls678"
+    assert entry_name(savi[0]).startswith("savi-k8-trainedk5-seed0-")
+
+
 # ---------------------------------------------------------------------------------- terminal
 def render_terminal(board: Path, width: int = 80, per_seed: bool = False) -> str:
     console = Console(width=width, file=io.StringIO(), record=True, color_system=None)

@@ -145,6 +145,9 @@ def test_train_predict_score_submit(savi, tiny_task, tmp_path, monkeypatch, caps
     assert m["bce_last"] > 0 and -1 <= m["ari_mean"] <= 1       # ARI from argmax gamma
     assert result["model"]["name"] == "savi" and result["model"]["source"] == "external"
     assert result["model"]["k"] == 5
+    # how it was trained travels from the predictions store into the result (the board notes a
+    # training task or K other than the scored one)
+    assert result["training"] == {"task": str(tiny_task), "k": 5, "batch_size": 4, "updates": 3}
 
     # On the tiny data the real board refuses it (not the canonical test split) ...
     board = tmp_path / "board"

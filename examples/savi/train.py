@@ -311,6 +311,7 @@ def write_run_predictions(run: str | Path, task: str, dataset: str | None = None
     return write_predictions(
         path, model=MODEL_NAME, task=task, sim_observe=SIM_OBSERVE, split=None if split == "test" else split,
         seeds=[int(cfg["seed"])], parameters=parameter_count(model),
+        training={"task": cfg["task"], "k": cfg["slots"], "batch_size": cfg["batch_size"], "updates": cfg["updates"]},
         description=f"unconditional SAVi (Kipf et al. 2022), K={k}, trained on {cfg['task']} "
                     f"for {cfg['updates']} updates (examples/savi)", **arrays)
 

@@ -32,17 +32,20 @@ ARRAY_NAMES = ("psi", "gamma", "prediction", "simulation")
 
 def write_predictions(path: str | Path, *, model: str, task: str, sim_observe: int = SIM_OBSERVE,
                       split: str | None = None, seeds: list[int] | None = None, parameters: int | None = None,
-                      description: str | None = None, url: str | None = None, **arrays: np.ndarray) -> Path:
+                      description: str | None = None, url: str | None = None,
+                      training: dict[str, Any] | None = None, **arrays: np.ndarray) -> Path:
     """Write a predictions store from numpy arrays (names in ``ARRAY_NAMES``) and the layout's
-    attributes (``split``, ``seeds``, ``parameters``, ``description``, ``url`` are optional; they
-    travel into the result file ``score`` makes). The attributes are checked against the schema
+    attributes (``split``, ``seeds``, ``parameters``, ``description``, ``url`` and ``training`` are
+    optional; they travel into the result file ``score`` makes). ``training`` says how the model
+    was trained (``task``, ``k``, ``batch_size``, ``updates``, ``wall_time_s``): the board notes a
+    training task or K other than the scored one. The attributes are checked against the schema
     before anything is written."""
     unknown = set(arrays) - set(ARRAY_NAMES)
     if unknown:
         raise RnemBenchError(f"unknown prediction arrays: {sorted(unknown)} (expected {', '.join(ARRAY_NAMES)})")
     attrs: dict[str, Any] = {"rnem_bench_predictions": 1, "model": model, "task": task, "sim_observe": sim_observe}
     optional = {"split": split, "seeds": None if seeds is None else [int(x) for x in seeds], "parameters": parameters,
-                "description": description, "url": url}
+                "description": description, "url": url, "training": training}
     attrs.update({name: value for name, value in optional.items() if value is not None})
     check_schema(attrs, "predictions-v1", "predictions attributes")
     root = zarr.open_group(str(path), mode="w")
@@ -90,5 +93,5 @@ def score_predictions(path: str | Path, task: str, dataset: str | Path | None = 
         metrics, task=task, ds=evaluator.ds, split=evaluator.config.split, model=attrs["model"], k=k,
         seeds=list(attrs.get("seeds", [0])), wall_time_s=time.perf_counter() - t0,
         parameters=attrs.get("parameters"), source="external", description=attrs.get("description"),
-        url=attrs.get("url"),
+        url=attrs.get("url"), training=attrs.get("training"),
     )
