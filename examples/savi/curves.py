@@ -60,9 +60,14 @@ def plot(runs: list[Path], out: Path, title: str | None = None) -> Path:
     axes[1].legend(fontsize=7, loc="upper right")
     if title:
         fig.suptitle(title)
+    return save(fig, out)
+
+
+def save(fig: plt.Figure, out: Path, dpi: int = 120) -> Path:
+    """Lay out, write and close a figure (its folder made if needed)."""
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
 

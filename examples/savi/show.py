@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from curves import save  # noqa: E402
 from model import bitflip, composite  # noqa: E402
 from train import load_model, open_task  # noqa: E402
 
@@ -44,11 +45,7 @@ def draw(run: Path, task: str, out: Path, sequences: int = 4, steps: tuple[int, 
                 if i == 0:
                     ax.set_title(title, fontsize=7)
     fig.suptitle(f"{run.name} on {task} (valid, K={k})", fontsize=9)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save(fig, out, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> int:
