@@ -39,12 +39,14 @@ def savi():
     """The example's modules, imported as its scripts import each other (from their folder)."""
     sys.path.insert(0, str(EXAMPLE))
     try:
+        import curves
         import model
+        import show
         import train
-        yield SimpleNamespace(model=model, train=train)
+        yield SimpleNamespace(model=model, train=train, curves=curves, show=show)
     finally:
         sys.path.remove(str(EXAMPLE))
-        for name in ("model", "train"):
+        for name in ("model", "train", "curves", "show"):
             sys.modules.pop(name, None)
 
 
@@ -167,16 +169,9 @@ def test_train_predict_score_submit(savi, tiny_task, tmp_path, monkeypatch, caps
 
     # The training curves are drawn from the run's log.jsonl (examples/savi/curves.py), and its
     # predictions and masks on validation sequences (examples/savi/show.py).
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        import curves
-        import show
-    finally:
-        sys.path.remove(str(EXAMPLE))
-        sys.modules.pop("curves", None), sys.modules.pop("show", None)
-    png = show.draw(run, str(tiny_task), tmp_path / "show.png", sequences=2, steps=(1, 3))
+    png = savi.show.draw(run, str(tiny_task), tmp_path / "show.png", sequences=2, steps=(1, 3))
     assert png.read_bytes()[:4] == b"\x89PNG"
-    train_lines, valid_lines = curves.read_log(run)
+    train_lines, valid_lines = savi.curves.read_log(run)
     assert [e["update"] for e in train_lines] == [2, 3] and len(valid_lines) == 1
-    png = curves.plot([run], tmp_path / "curves.png")
+    png = savi.curves.plot([run], tmp_path / "curves.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
