@@ -113,6 +113,7 @@ def test_sigint_saves_and_resume_reaches_the_same_weights(savi, tiny_task, tmp_p
     assert savi.train.train(cut, after_update=interrupt) == 130
     last = torch.load(tmp_path / "cut" / "ckpt_last.pt", weights_only=True)
     assert last["state"]["update"] == 2
+    first_segment = last["state"]["train_seconds"]
     with pytest.raises(SystemExit, match="--resume"):
         savi.train.train(cut)                    # an existing run is never overwritten
     assert savi.train.train(cut, resume=True) == 0
@@ -120,6 +121,7 @@ def test_sigint_saves_and_resume_reaches_the_same_weights(savi, tiny_task, tmp_p
     a = torch.load(tmp_path / "straight" / "ckpt_last.pt", weights_only=True)
     b = torch.load(tmp_path / "cut" / "ckpt_last.pt", weights_only=True)
     assert b["state"]["update"] == 4
+    assert b["state"]["train_seconds"] > first_segment > 0  # the resumed segment adds to the first
     for name, value in a["model"].items():
         assert torch.equal(value, b["model"][name]), name
     best = torch.load(tmp_path / "cut" / "ckpt_best.pt", weights_only=True)
@@ -149,7 +151,9 @@ def test_train_predict_score_submit(savi, tiny_task, tmp_path, monkeypatch, caps
     assert result["model"]["k"] == 5
     # how it was trained travels from the predictions store into the result (the board notes a
     # training task or K other than the scored one)
-    assert result["training"] == {"task": str(tiny_task), "k": 5, "batch_size": 4, "updates": 3}
+    training = dict(result["training"])
+    assert training.pop("wall_time_s") > 0  # training wall time, summed over resumed segments
+    assert training == {"task": str(tiny_task), "k": 5, "batch_size": 4, "updates": 3}
 
     # On the tiny data the real board refuses it (not the canonical test split) ...
     board = tmp_path / "board"

@@ -178,7 +178,9 @@ def train(cfg: TrainConfig, resume: bool = False,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda u: lr_factor(u, cfg.updates, warmup))
     gen = torch.Generator().manual_seed(cfg.seed)  # clip starts, input noise, slot draws
     loader = SequenceLoader(ds, "train", batch_size=cfg.batch_size, seed=cfg.seed, threads=1)
-    state = {"update": 0, "epoch": 0, "batch_in_epoch": 0, "best_valid": math.inf, "validated_at": -1}
+    # train_seconds: wall time spent training, summed over resumed segments (the result's training record)
+    state = {"update": 0, "epoch": 0, "batch_in_epoch": 0, "best_valid": math.inf, "validated_at": -1,
+             "train_seconds": 0.0}
     if resume:
         ckpt = torch.load(out / "ckpt_last.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(ckpt["model"])
@@ -190,7 +192,10 @@ def train(cfg: TrainConfig, resume: bool = False,
     print(f"SAVi: {parameter_count(model):,} parameters; K={cfg.slots}, {len(loader)} updates per epoch",
           flush=True)
 
+    t_start, seconds_before = time.perf_counter(), state["train_seconds"]
+
     def save_last() -> None:
+        state["train_seconds"] = round(seconds_before + time.perf_counter() - t_start, 3)
         save(out / "ckpt_last.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                     "scheduler": sched.state_dict(), "generator": gen.get_state(),
                                     "state": dict(state), "config": asdict(cfg)})
@@ -304,6 +309,10 @@ def write_run_predictions(run: str | Path, task: str, dataset: str | None = None
     `rnem-bench score` (default RUN/predictions-TASK.zarr). K defaults to the run's."""
     model, cfg = load_model(run, which)
     k = k or cfg["slots"]
+    training = {"task": cfg["task"], "k": cfg["slots"], "batch_size": cfg["batch_size"], "updates": cfg["updates"]}
+    last = torch.load(Path(run) / "ckpt_last.pt", map_location="cpu", weights_only=True)["state"]
+    if "train_seconds" in last:  # runs from before 2026-12-07 did not record it
+        training["wall_time_s"] = last["train_seconds"]
     ds = open_task(dataset or task)
     arrays = predict_split(model, ds, k, cfg["noise"] if noise is None else noise, seed=cfg["seed"],
                            split=split, batch_size=batch_size, limit=limit)
@@ -311,7 +320,7 @@ def write_run_predictions(run: str | Path, task: str, dataset: str | None = None
     return write_predictions(
         path, model=MODEL_NAME, task=task, sim_observe=SIM_OBSERVE, split=None if split == "test" else split,
         seeds=[int(cfg["seed"])], parameters=parameter_count(model),
-        training={"task": cfg["task"], "k": cfg["slots"], "batch_size": cfg["batch_size"], "updates": cfg["updates"]},
+        training=training,
         description=f"unconditional SAVi (Kipf et al. 2022), K={k}, trained on {cfg['task']} "
                     f"for {cfg['updates']} updates (examples/savi)", **arrays)
 
